@@ -1,0 +1,3 @@
+from isp_node.cli import main
+
+raise SystemExit(main())

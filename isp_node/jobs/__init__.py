@@ -1,0 +1,1 @@
+"""Series assembly, the persistent job queue and the worker processes."""

@@ -1,0 +1,124 @@
+"""Worker processes: each takes jobs from the queue and runs the planner on them.
+
+Workers are separate processes so that a planner that crashes, leaks or hangs
+the interpreter never takes the network side down. The pool in the node's main
+process restarts dead workers and fails the job they held.
+"""
+
+import logging
+import multiprocessing
+import os
+import signal
+import time
+from dataclasses import dataclass
+from multiprocessing.synchronize import Event
+from pathlib import Path
+
+from isp_node.jobs import queue
+from isp_node.logs import configure_logging
+from isp_node.pipeline.planner import PlanRequest, load_planner_factory
+from isp_node.storage import index
+from isp_node.storage.database import Database
+
+log = logging.getLogger("isp_node.jobs")
+
+POLL_SECONDS = 0.05
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """What a worker process needs, in picklable form."""
+
+    db_path: Path
+    storage_root: Path
+    planner: str
+    log_level: str
+
+
+def run_job(db: Database, storage_root: Path, planner, job: queue.Job) -> None:
+    """Run the planner on one claimed job and record the outcome."""
+    started = time.monotonic()
+    paths = index.series_files(db.connection(), job.series_uid)
+    request = PlanRequest(job.id, job.study_uid, job.series_uid,
+                          tuple(storage_root / p for p in paths))
+    log.info("job %d started: series %s, %d images, attempt %d",
+             job.id, job.series_uid, len(paths), job.attempts)
+    try:
+        result = planner(request)
+    except Exception as exc:  # a bad series or planner bug fails the job only
+        queue.fail(db, job.id, f"{type(exc).__name__}: {exc}")
+        log.error("job %d failed after %.2f s: %s: %s",
+                  job.id, time.monotonic() - started, type(exc).__name__, exc)
+        return
+    queue.finish(db, job.id, result)
+    log.info("job %d done in %.2f s: %s", job.id, time.monotonic() - started,
+             result.get("message", "") if isinstance(result, dict) else "")
+
+
+def worker_main(spec: WorkerSpec, stop: Event) -> None:
+    """Entry point of a worker process: take jobs until `stop` is set."""
+    configure_logging(spec.log_level)
+    # The main process decides when workers stop (after their current job), so
+    # terminal and service-manager signals are left to it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    parent = os.getppid()
+    db = Database(spec.db_path)
+    planner = load_planner_factory(spec.planner)()
+    pid = os.getpid()
+    log.info("worker %d ready (planner %s)", pid, spec.planner)
+    conn = db.connection()
+    while not stop.is_set() and os.getppid() == parent:
+        if conn.execute("SELECT 1 FROM jobs WHERE state = 'queued' LIMIT 1").fetchone() is None:
+            stop.wait(POLL_SECONDS)
+            continue
+        job = queue.claim(db, pid)
+        if job is not None:
+            run_job(db, spec.storage_root, planner, job)
+    log.info("worker %d stopped", pid)
+
+
+class WorkerPool:
+    """Starts `size` worker processes, replaces dead ones, drains on request."""
+
+    def __init__(self, spec: WorkerSpec, size: int, db: Database) -> None:
+        self.spec = spec
+        self.size = size
+        self.db = db
+        self._ctx = multiprocessing.get_context("spawn")
+        self._stop = self._ctx.Event()
+        self._processes: list[multiprocessing.process.BaseProcess] = []
+
+    def _spawn(self) -> None:
+        process = self._ctx.Process(
+            target=worker_main, args=(self.spec, self._stop), name="isp-node-worker"
+        )
+        process.start()
+        self._processes.append(process)
+
+    def start(self) -> None:
+        for _ in range(self.size):
+            self._spawn()
+
+    def supervise(self) -> None:
+        """Fail the jobs of workers that died and start replacements."""
+        for process in list(self._processes):
+            if process.is_alive():
+                continue
+            process.join()
+            self._processes.remove(process)
+            failed = queue.fail_running_of(
+                self.db, process.pid, f"worker process died (exit code {process.exitcode})"
+            )
+            if failed or process.exitcode != 0:
+                log.error("worker %d died (exit code %s); failed jobs: %s",
+                          process.pid, process.exitcode, failed or "none")
+            if not self._stop.is_set():
+                self._spawn()
+
+    def drain(self) -> None:
+        """Let running jobs finish, then stop every worker."""
+        self._stop.set()
+        for process in self._processes:
+            process.join()
+        self.supervise()

@@ -1,0 +1,1 @@
+"""The DICOM network side: access control, presentation contexts, DIMSE handlers."""

@@ -1,0 +1,100 @@
+"""Presentation contexts: what the node accepts, per caller, and what it proposes."""
+
+from pathlib import Path
+
+import pydicom
+from pydicom import uid
+from pynetdicom import AllStoragePresentationContexts, build_context
+from pynetdicom.presentation import PresentationContext
+from pynetdicom.sop_class import (
+    PatientRootQueryRetrieveInformationModelFind,
+    PatientRootQueryRetrieveInformationModelGet,
+    PatientRootQueryRetrieveInformationModelMove,
+    StudyRootQueryRetrieveInformationModelFind,
+    StudyRootQueryRetrieveInformationModelGet,
+    StudyRootQueryRetrieveInformationModelMove,
+    Verification,
+)
+
+UNCOMPRESSED = [
+    uid.ExplicitVRLittleEndian,
+    uid.ImplicitVRLittleEndian,
+    uid.DeflatedExplicitVRLittleEndian,
+]
+# Stored as received; the loader decodes them with the pylibjpeg plugins.
+COMPRESSED = [
+    uid.JPEGBaseline8Bit,
+    uid.JPEGExtended12Bit,
+    uid.JPEGLossless,
+    uid.JPEGLosslessSV1,
+    uid.JPEGLSLossless,
+    uid.JPEGLSNearLossless,
+    uid.JPEG2000Lossless,
+    uid.JPEG2000,
+    uid.RLELossless,
+]
+SERVICE_MODELS = {
+    "find": {PatientRootQueryRetrieveInformationModelFind, StudyRootQueryRetrieveInformationModelFind},
+    "move": {PatientRootQueryRetrieveInformationModelMove, StudyRootQueryRetrieveInformationModelMove},
+    "get": {PatientRootQueryRetrieveInformationModelGet, StudyRootQueryRetrieveInformationModelGet},
+}
+
+
+def supported_contexts() -> list[PresentationContext]:
+    """Every context the node can accept: verification, query/retrieve, storage.
+
+    Storage contexts allow both roles, so a C-GET caller can receive the
+    sub-operations on its own association.
+    """
+    contexts = [build_context(Verification)]
+    for models in SERVICE_MODELS.values():
+        contexts.extend(build_context(model) for model in sorted(models))
+    for storage in AllStoragePresentationContexts:
+        cx = build_context(storage.abstract_syntax, UNCOMPRESSED + COMPRESSED)
+        cx.scu_role = True
+        cx.scp_role = True
+        contexts.append(cx)
+    return contexts
+
+
+def service_of(abstract_syntax: str) -> str:
+    """The access-control service a context belongs to: echo, find, move, get, store."""
+    if abstract_syntax == Verification:
+        return "echo"
+    for service, models in SERVICE_MODELS.items():
+        if abstract_syntax in models:
+            return service
+    return "store"
+
+
+def allowed_contexts(
+    supported: list[PresentationContext], allowed: frozenset[str]
+) -> list[PresentationContext]:
+    """The contexts a caller may negotiate given its `allow` list.
+
+    Storage contexts stay when the caller may store or get (C-GET needs them to
+    receive); the C-STORE handler refuses stores from a get-only caller.
+    """
+    def keep(cx: PresentationContext) -> bool:
+        service = service_of(cx.abstract_syntax)
+        if service == "echo":
+            return True
+        if service == "store":
+            return bool({"store", "get"} & allowed)
+        return service in allowed
+
+    return [cx for cx in supported if keep(cx)]
+
+
+def move_contexts(paths: list[Path]) -> list[PresentationContext]:
+    """Contexts to propose to a C-MOVE destination for these stored files."""
+    wanted: dict[str, set[str]] = {}
+    for path in paths:
+        meta = pydicom.filereader.read_file_meta_info(path)
+        syntaxes = wanted.setdefault(str(meta.MediaStorageSOPClassUID), set())
+        syntaxes.add(str(meta.TransferSyntaxUID))
+    contexts = []
+    for sop_class, syntaxes in sorted(wanted.items()):
+        ordered = sorted(syntaxes) + [uid.ExplicitVRLittleEndian, uid.ImplicitVRLittleEndian]
+        contexts.append(build_context(sop_class, list(dict.fromkeys(ordered))))
+    return contexts[:128]

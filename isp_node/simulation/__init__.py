@@ -1,0 +1,1 @@
+"""Synthetic localizer series and their ground truth."""

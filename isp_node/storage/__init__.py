@@ -1,0 +1,1 @@
+"""Durable object storage and the SQLite index of everything the node holds."""
