@@ -16,22 +16,27 @@ from pynetdicom.sop_class import (
     Verification,
 )
 
+# The acceptor picks the first of these that a proposed context offers, so the
+# order is a preference: keep lossless-compressed data as sent, take uncompressed
+# next, and lossy syntaxes only when the sender offers nothing else. Compressed
+# objects are stored as received and decoded by the pylibjpeg plugins on reading.
+LOSSLESS_COMPRESSED = [
+    uid.JPEGLSLossless,
+    uid.JPEG2000Lossless,
+    uid.JPEGLosslessSV1,
+    uid.JPEGLossless,
+    uid.RLELossless,
+]
 UNCOMPRESSED = [
     uid.ExplicitVRLittleEndian,
     uid.ImplicitVRLittleEndian,
     uid.DeflatedExplicitVRLittleEndian,
 ]
-# Stored as received; the loader decodes them with the pylibjpeg plugins.
-COMPRESSED = [
+LOSSY_COMPRESSED = [
     uid.JPEGBaseline8Bit,
     uid.JPEGExtended12Bit,
-    uid.JPEGLossless,
-    uid.JPEGLosslessSV1,
-    uid.JPEGLSLossless,
     uid.JPEGLSNearLossless,
-    uid.JPEG2000Lossless,
     uid.JPEG2000,
-    uid.RLELossless,
 ]
 SERVICE_MODELS = {
     "find": {PatientRootQueryRetrieveInformationModelFind, StudyRootQueryRetrieveInformationModelFind},
@@ -50,7 +55,9 @@ def supported_contexts() -> list[PresentationContext]:
     for models in SERVICE_MODELS.values():
         contexts.extend(build_context(model) for model in sorted(models))
     for storage in AllStoragePresentationContexts:
-        cx = build_context(storage.abstract_syntax, UNCOMPRESSED + COMPRESSED)
+        cx = build_context(
+            storage.abstract_syntax, LOSSLESS_COMPRESSED + UNCOMPRESSED + LOSSY_COMPRESSED
+        )
         cx.scu_role = True
         cx.scp_role = True
         contexts.append(cx)
