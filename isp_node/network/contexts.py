@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pydicom
 from pydicom import uid
-from pynetdicom import AllStoragePresentationContexts, build_context
+from pynetdicom import AE, AllStoragePresentationContexts, build_context
 from pynetdicom.presentation import PresentationContext
 from pynetdicom.sop_class import (
     PatientRootQueryRetrieveInformationModelFind,
@@ -17,8 +17,10 @@ from pynetdicom.sop_class import (
 )
 
 # The acceptor picks the first of these that a proposed context offers, so the
-# order is a preference: keep lossless-compressed data as sent, take uncompressed
-# next, and lossy syntaxes only when the sender offers nothing else. Compressed
+# order is a preference: uncompressed first (what every C-GET caller can take
+# back on the same context), then lossless, and lossy syntaxes only when the
+# sender offers nothing else. Senders that propose one context per transfer
+# syntax (dcmtk's default) keep their compressed data as sent. Compressed
 # objects are stored as received and decoded by the pylibjpeg plugins on reading.
 LOSSLESS_COMPRESSED = [
     uid.JPEGLSLossless,
@@ -45,23 +47,21 @@ SERVICE_MODELS = {
 }
 
 
-def supported_contexts() -> list[PresentationContext]:
-    """Every context the node can accept: verification, query/retrieve, storage.
+def add_supported_contexts(ae: AE) -> None:
+    """Make `ae` accept verification, query/retrieve and every storage SOP class.
 
     Storage contexts allow both roles, so a C-GET caller can receive the
     sub-operations on its own association.
     """
-    contexts = [build_context(Verification)]
+    ae.add_supported_context(Verification)
     for models in SERVICE_MODELS.values():
-        contexts.extend(build_context(model) for model in sorted(models))
+        for model in sorted(models):
+            ae.add_supported_context(model)
     for storage in AllStoragePresentationContexts:
-        cx = build_context(
-            storage.abstract_syntax, LOSSLESS_COMPRESSED + UNCOMPRESSED + LOSSY_COMPRESSED
+        ae.add_supported_context(
+            storage.abstract_syntax, UNCOMPRESSED + LOSSLESS_COMPRESSED + LOSSY_COMPRESSED,
+            scu_role=True, scp_role=True,
         )
-        cx.scu_role = True
-        cx.scp_role = True
-        contexts.append(cx)
-    return contexts
 
 
 def service_of(abstract_syntax: str) -> str:

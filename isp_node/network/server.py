@@ -20,7 +20,7 @@ def make_ae(config: Config) -> AE:
     # Limits are enforced per request in handlers.handle_requested; pynetdicom's
     # own count includes idle sockets that never sent a request, so it is lifted.
     ae.maximum_associations = 10_000
-    ae.supported_contexts = contexts.supported_contexts()
+    contexts.add_supported_contexts(ae)
     return ae
 
 
