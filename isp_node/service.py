@@ -73,7 +73,9 @@ class Node:
         log.info("stopping: no new associations; draining")
         self._server.shutdown()
         deadline = time.monotonic() + DRAIN_ASSOCIATIONS_SECONDS
-        while self._server.active_associations and time.monotonic() < deadline:
+        while time.monotonic() < deadline and any(
+            a.is_established for a in self._server.active_associations
+        ):
             time.sleep(0.1)
         for assoc in self._server.active_associations:
             assoc.abort()
