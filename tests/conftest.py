@@ -149,6 +149,7 @@ def peers(receiver_port) -> list[dict]:
         {"ae_title": "SCANNER", "host": "127.0.0.1", "port": free_port(),
          "allow": ["store", "find", "move", "get"]},
         {"ae_title": "VIEWER", "host": "localhost", "port": free_port(), "allow": ["find"]},
+        {"ae_title": "GETTER", "host": "127.0.0.1", "port": free_port(), "allow": ["get"]},
         {"ae_title": "RECEIVER", "host": "127.0.0.1", "port": receiver_port, "allow": []},
         {"ae_title": "ELSEWHERE", "host": "192.0.2.10", "port": 104, "allow": ["store"]},
     ]

@@ -104,8 +104,9 @@ def handle_requested(event: evt.Event, node: NodeContext) -> None:
                 uuid.uuid4().hex, calling, address, port, admission.allowed
             )
     if admission.rejection is not None:
-        assoc.acse.send_reject(*admission.rejection)
         log.warning("association %s@%s:%s rejected: %s", calling, address, port, admission.reason)
+        assoc.acse.send_reject(*admission.rejection)
+        assoc.kill()  # waits until the DUL has sent the A-ASSOCIATE-RJ
         return
     assoc.acceptor.supported_contexts = contexts.allowed_contexts(
         assoc.acceptor.supported_contexts, admission.allowed
