@@ -6,6 +6,8 @@ import signal
 import threading
 import time
 
+import pydicom
+
 from isp_node import __version__
 from isp_node.config import Config
 from isp_node.jobs import queue
@@ -85,6 +87,9 @@ class Node:
 
 def serve(config: Config) -> int:
     """Run the node in the foreground; return the process exit status."""
+    # Received values are validated where they matter (UIDs, geometry); pydicom's
+    # per-element warnings about peers' encodings would only flood the log.
+    pydicom.config.settings.reading_validation_mode = pydicom.config.IGNORE
     node = Node(config)
     signal.signal(signal.SIGTERM, node.request_stop)
     signal.signal(signal.SIGINT, node.request_stop)

@@ -116,10 +116,10 @@ def echo(port: int, calling_ae: str, called_ae: str = NODE_AE, host: str = "127.
     return bool(status) and status.Status == 0x0000
 
 
-def write_config(path: Path, storage: Path, port: int, peers: list[dict], **sections) -> None:
+def write_config(path: Path, storage_dir: Path, port: int, peers: list[dict], **sections) -> None:
     tables = {
         "node": {"ae_title": NODE_AE, "host": "127.0.0.1", "port": port,
-                 "storage_dir": str(storage), "workers": 1},
+                 "storage_dir": str(storage_dir), "workers": 1},
         "series": {"quiet_seconds": 30.0},
         "network": {"acse_timeout": 5.0},
     }
@@ -160,9 +160,9 @@ def make_node(tmp_path, peers):
     """Factory: make_node(**config sections) -> RunningNode (started)."""
     nodes: list[RunningNode] = []
 
-    def factory(start: bool = True, storage: Path | None = None, **sections) -> RunningNode:
+    def factory(start: bool = True, storage_dir: Path | None = None, **sections) -> RunningNode:
         index = len(nodes)
-        storage = storage or tmp_path / f"storage{index}"
+        storage = storage_dir or tmp_path / f"storage{index}"
         port = free_port()
         config = tmp_path / f"node{index}.toml"
         write_config(config, storage, port, peers, **sections)
