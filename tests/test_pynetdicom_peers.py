@@ -189,3 +189,34 @@ def test_echo_verification(node):
     assoc = associate(node, contexts=[Verification])
     assert assoc.send_c_echo().Status == 0x0000
     assoc.release()
+
+
+@pytest.mark.parametrize("sop_class", [
+    "1.2.840.10008.5.1.4.1.1.4.1",  # Enhanced MR Image
+    "1.2.840.10008.5.1.4.1.1.88.33",  # Comprehensive SR
+    "1.2.840.10008.5.1.4.1.1.88.34",  # Comprehensive 3D SR
+    "1.2.840.10008.5.1.4.1.1.88.11",  # Basic Text SR
+    "1.2.840.10008.5.1.4.1.1.11.1",  # Grayscale Softcopy Presentation State
+    "1.2.840.10008.5.1.4.1.1.7",  # Secondary Capture Image
+])
+def test_store_result_object_classes(node, sop_class):
+    from pydicom.uid import generate_uid
+
+    ds = Dataset()
+    ds.SOPClassUID = sop_class
+    ds.SOPInstanceUID = generate_uid()
+    ds.StudyInstanceUID = generate_uid()
+    ds.SeriesInstanceUID = generate_uid()
+    ds.PatientID = "P"
+    ds.Modality = "SR" if ".88." in sop_class else ("PR" if ".11.1" in sop_class else "OT")
+    ds.SeriesDescription = "ISP result"
+    assoc = associate(node, contexts=[(sop_class, [ExplicitVRLittleEndian])])
+    assert assoc.is_established
+    ds.file_meta = pydicom.dataset.FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    assert assoc.send_c_store(ds).Status == 0x0000
+    assoc.release()
+    found = find(node, StudyRootQueryRetrieveInformationModelFind, QueryRetrieveLevel="IMAGE",
+                 StudyInstanceUID=ds.StudyInstanceUID, SeriesInstanceUID=ds.SeriesInstanceUID,
+                 SOPInstanceUID="", SOPClassUID="")
+    assert [(f.SOPInstanceUID, f.SOPClassUID) for f in found] == [(ds.SOPInstanceUID, sop_class)]

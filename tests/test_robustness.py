@@ -255,3 +255,15 @@ def test_full_disk_answers_out_of_resources_and_recovers(make_node, tmp_path):
         node.stop()
     finally:
         subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+def test_job_interrupted_by_a_crash_runs_again_after_restart(make_node, localizer):
+    node = make_node(jobs={"planner": "planners:make_slow_planner"})
+    send(node, [pydicom.dcmread(p) for p in localizer])
+    node.wait_jobs(1, states=("running",))
+    node.kill()  # the worker dies with the node, mid-job
+    node.start()
+    jobs = node.wait_jobs(1, timeout=30)
+    assert len(jobs) == 1 and jobs[0]["state"] == "done", jobs
+    assert jobs[0]["attempts"] == 2
+    assert "1 re-queued" in node.log()

@@ -5,6 +5,8 @@ the interpreter never takes the network side down. The pool in the node's main
 process restarts dead workers and fails the job they held.
 """
 
+import ctypes
+import ctypes.util
 import logging
 import multiprocessing
 import os
@@ -23,6 +25,7 @@ from isp_node.storage.database import Database
 log = logging.getLogger("isp_node.jobs")
 
 POLL_SECONDS = 0.05
+PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True)
@@ -55,8 +58,19 @@ def run_job(db: Database, storage_root: Path, planner, job: queue.Job) -> None:
              result.get("message", "") if isinstance(result, dict) else "")
 
 
+def _die_with_parent() -> None:
+    """Ask Linux to SIGKILL this process when the node's main process dies, so a
+    crashed node leaves no orphan still working on a job it will re-queue."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass  # not Linux: the parent check in the job loop still applies
+
+
 def worker_main(spec: WorkerSpec, stop: Event) -> None:
     """Entry point of a worker process: take jobs until `stop` is set."""
+    _die_with_parent()
     configure_logging(spec.log_level)
     # The main process decides when workers stop (after their current job), so
     # terminal and service-manager signals are left to it.
