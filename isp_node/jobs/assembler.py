@@ -56,20 +56,18 @@ class SeriesAssembler:
 
     def association_ended(self, association: str) -> list[int]:
         """Complete every series the released association left open."""
-        with self.db.transaction() as conn:
-            rows = conn.execute(
-                "SELECT * FROM series WHERE state = 'open' AND association = ?",
-                (association,),
-            ).fetchall()
-            return [job for row in rows if (job := self._complete(conn, row)) is not None]
+        return self._complete_open("association = ?", association)
 
     def complete_quiet(self, now: float | None = None) -> list[int]:
         """Complete series that received nothing new for `quiet_seconds`."""
         cutoff = (time.time() if now is None else now) - self.settings.quiet_seconds
+        return self._complete_open("last_received <= ?", cutoff)
+
+    def _complete_open(self, condition: str, value: object) -> list[int]:
+        """Complete the open series matching `condition`; return the queued job ids."""
         with self.db.transaction() as conn:
             rows = conn.execute(
-                "SELECT * FROM series WHERE state = 'open' AND last_received <= ?",
-                (cutoff,),
+                f"SELECT * FROM series WHERE state = 'open' AND {condition}", (value,)
             ).fetchall()
             return [job for row in rows if (job := self._complete(conn, row)) is not None]
 
