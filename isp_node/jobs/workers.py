@@ -50,12 +50,12 @@ def run_job(db: Database, storage_root: Path, planner, job: queue.Job) -> None:
         result = planner(request)
     except Exception as exc:  # a bad series or planner bug fails the job only
         queue.fail(db, job.id, f"{type(exc).__name__}: {exc}")
-        log.error("job %d failed after %.2f s: %s: %s",
-                  job.id, time.monotonic() - started, type(exc).__name__, exc)
+        log.error("job %d (series %s, %d images) failed after %.2f s: %s: %s", job.id,
+                  job.series_uid, len(paths), time.monotonic() - started, type(exc).__name__, exc)
         return
     queue.finish(db, job.id, result)
-    log.info("job %d done in %.2f s: %s", job.id, time.monotonic() - started,
-             result.get("message", "") if isinstance(result, dict) else "")
+    log.info("job %d (series %s, %d images) done in %.2f s: %s", job.id, job.series_uid,
+             len(paths), time.monotonic() - started, result.get("message", ""))
 
 
 def _die_with_parent() -> None:
