@@ -1,4 +1,4 @@
-"""Draw the QA figures of the annotated landmarks: one row per landmark, three orthogonal crops.
+"""Draw the QA figures of the annotated landmarks: three orthogonal crops per landmark, two landmarks a row.
 
 Usage: python docs/landmark_figures.py {mni,pydeface} OUT.png [--half-width MM]
 
