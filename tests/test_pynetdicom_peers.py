@@ -92,7 +92,7 @@ def test_find_levels_and_matching(node, datasets, make_node):
     assert count_studies(StudyDate="20251231-") == 2
     assert count_studies(StudyDate="-20251231") == 0
     # single value
-    assert count_studies(AccessionNumber="A000009") == 1
+    assert count_studies(AccessionNumber="A00000009") == 1
 
     series = find(node, StudyRootQueryRetrieveInformationModelFind, QueryRetrieveLevel="SERIES",
                   StudyInstanceUID=study, SeriesInstanceUID="", Modality="MR",

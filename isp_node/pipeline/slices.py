@@ -1,0 +1,65 @@
+"""One 2D localizer image with its patient-space geometry, as the cascade sees it.
+
+Both the DICOM loader and the simulator produce `ImageSlice`s, so the
+networks get the same representation from real and simulated localizers.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ImageSlice:
+    """Pixels plus DICOM geometry: pixel (r, c) lies at position + c*dc*row + r*dr*col."""
+
+    pixels: np.ndarray  # (rows, cols) float32
+    position: np.ndarray  # (3,) LPS mm of the centre of pixel (0, 0): ImagePositionPatient
+    row: np.ndarray  # (3,) unit direction along a row (increasing column index)
+    col: np.ndarray  # (3,) unit direction down a column (increasing row index)
+    spacing: tuple[float, float]  # DICOM PixelSpacing: (between rows, between columns) mm
+    thickness: float  # SliceThickness, mm
+    uid: str = ""  # SOP Instance UID (or a simulator id)
+    series_uid: str = ""
+    meta: dict = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        for name in ("position", "row", "col"):
+            object.__setattr__(self, name, np.asarray(getattr(self, name), dtype=float).reshape(3))
+
+    @property
+    def normal(self) -> np.ndarray:
+        return np.cross(self.row, self.col)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.pixels.shape
+
+    @property
+    def centre(self) -> np.ndarray:
+        """Patient position of the image centre."""
+        rows, cols = self.shape
+        return self.pixel_to_patient(np.array([(rows - 1) / 2, (cols - 1) / 2]))
+
+    @property
+    def orientation(self) -> str:
+        """'sagittal', 'coronal' or 'axial': the patient axis the normal is closest to."""
+        return ("sagittal", "coronal", "axial")[int(np.argmax(np.abs(self.normal)))]
+
+    def pixel_to_patient(self, rc: np.ndarray) -> np.ndarray:
+        """Patient coordinates (..., 3) of pixel coordinates (..., 2) given as (row, col)."""
+        rc = np.asarray(rc, dtype=float)
+        return (self.position + rc[..., 1:2] * self.spacing[1] * self.row
+                + rc[..., 0:1] * self.spacing[0] * self.col)
+
+    def patient_to_pixel(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(row, col) pixel coordinates of points (..., 2) and their signed distance (...) to the plane."""
+        d = np.asarray(points, dtype=float) - self.position
+        rc = np.stack([d @ self.col / self.spacing[0], d @ self.row / self.spacing[1]], axis=-1)
+        return rc, d @ self.normal
+
+    def pixel_grid(self) -> np.ndarray:
+        """Patient coordinates (rows, cols, 3) of every pixel centre."""
+        rows, cols = self.shape
+        r, c = np.meshgrid(np.arange(rows), np.arange(cols), indexing="ij")
+        return self.pixel_to_patient(np.stack([r, c], axis=-1))
