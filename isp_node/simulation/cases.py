@@ -1,0 +1,250 @@
+"""One simulated localizer examination with exact ground truth, from a seed.
+
+Everything DESIGN section 5 lists is drawn per case: head and its individual
+deformation, pose, contrast family, lesion, bias field, slice profile,
+protocol (thickness, gaps, matrix, field of view, coverage), artifacts and
+noise. Unusable cases (the localizer misses the brain, pure noise,
+artifact-dominated, a non-head object) carry a label for every image.
+"""
+
+import json
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from isp_node.geometry import Plane, plane_catalogue
+from isp_node.pipeline.slices import ImageSlice
+from isp_node.simulation import anatomy, artifacts, contrast, deformation, lesions, objects
+from isp_node.simulation.acquisition import Subject, brain_area_mm2, render, slice_geometry
+from isp_node.simulation.dicom_series import StudyInfo, mr_image, write_datasets
+from isp_node.simulation.protocols import Protocol, StackSpec, random_protocol
+
+KINDS = ("usable", "miss", "noise", "artifact", "object")
+UNUSABLE_KINDS = KINDS[1:]
+LABELS = ("anatomy", "artifact", "irrelevant")
+HEADS = ("mni", "pydeface")
+FAMILIES = ("T1", "T2", "PD")
+ANATOMY_MIN_BRAIN_MM2 = 1000.0  # a slice showing less brain than this is irrelevant
+MAX_SIGNAL = 1800.0  # scanner units of the brightest tissue, before noise
+
+
+@lru_cache(maxsize=2)
+def load_head(name: str) -> anatomy.Head:
+    """The training head `name` ('mni' or 'pydeface'), loaded once per process."""
+    if name == "mni":
+        return anatomy.load_mni_head()
+    if name == "pydeface":
+        return anatomy.load_pydeface_head()
+    raise ValueError(f"unknown head {name!r} (known: {', '.join(HEADS)})")
+
+
+@lru_cache(maxsize=2)
+def _white_matter(name: str) -> float:
+    return contrast.white_matter_level(load_head(name).volume)
+
+
+@dataclass
+class SimulatedCase:
+    """A simulated localizer: its images, per-image labels and the truth behind them."""
+
+    seed: int
+    kind: str
+    head: str
+    protocol: Protocol
+    slices: list[ImageSlice]
+    series_of: list[int]  # DICOM series index of each slice
+    labels: list[str]
+    applied: list[list[str]]  # artifacts applied to each slice
+    pose: np.ndarray  # 4x4 head -> scanner
+    landmarks: dict[str, np.ndarray]  # scanner LPS
+    planes: dict[str, Plane]
+    family: str
+    lesion: dict | None
+    subject: Subject | None = field(default=None, repr=False)
+
+    @property
+    def usable(self) -> bool:
+        return self.kind == "usable"
+
+    def study(self) -> StudyInfo:
+        return StudyInfo(self.seed, f"Sim^{self.head}^{self.seed}", f"SIM{self.seed:08d}")
+
+    def datasets(self) -> list:
+        """The case as MR Image Storage datasets (one or more series)."""
+        study = self.study()
+        out = []
+        numbers: dict[int, int] = {}
+        for s, series in zip(self.slices, self.series_of):
+            numbers[series] = numbers.get(series, 0) + 1
+            stack = self.protocol.stacks[0] if len(self.protocol.series_descriptions) == 1 else \
+                self.protocol.stacks[series]
+            out.append(mr_image(
+                s, study, series, self.protocol.series_descriptions[series], numbers[series],
+                phase_direction="COL" if stack.phase_axis == 0 else "ROW"))
+        return out
+
+    def write(self, directory: Path) -> list[Path]:
+        """Write the DICOM files and truth.json of the case into `directory`."""
+        paths = write_datasets(self.datasets(), directory)
+        (directory / "truth.json").write_text(json.dumps(self.truth(), indent=1))
+        return paths
+
+    def truth(self) -> dict:
+        """JSON-ready ground truth: planes (scanner LPS), pose, labels, protocol."""
+        study = self.study()
+        return {
+            "seed": self.seed,
+            "kind": self.kind,
+            "usable": self.usable,
+            "head": self.head,
+            "protocol": self.protocol.name,
+            "contrast": self.family,
+            "lesion": self.lesion,
+            "pose": self.pose.tolist(),
+            "study_uid": study.study_uid,
+            "frame_of_reference_uid": study.frame_uid,
+            "planes": {key: plane_json(p) for key, p in self.planes.items()},
+            "landmarks": {k: v.tolist() for k, v in self.landmarks.items()},
+            "images": [
+                {"sop_instance_uid": ds.SOPInstanceUID, "series_instance_uid": ds.SeriesInstanceUID,
+                 "label": label, "artifacts": applied, "orientation": s.orientation}
+                for ds, s, label, applied in zip(self.datasets(), self.slices, self.labels, self.applied)
+            ],
+        }
+
+
+def plane_json(p: Plane) -> dict:
+    return {"centre": p.centre.tolist(), "normal": p.normal.tolist(), "row": p.row.tolist(),
+            "col": p.col.tolist(), "fov_mm": list(p.fov_mm), "slab_mm": p.slab_mm,
+            "n_slices": p.n_slices, "spacing_mm": p.spacing_mm}
+
+
+def _rotation(pitch: float, roll: float, yaw: float) -> np.ndarray:
+    """Rotation about L-R (pitch, nodding), A-P (roll, tilting) and S-I (yaw, turning), degrees."""
+    a, b, c = np.radians([pitch, roll, yaw])
+    rx = np.array([[1, 0, 0], [0, np.cos(a), -np.sin(a)], [0, np.sin(a), np.cos(a)]])
+    ry = np.array([[np.cos(b), 0, np.sin(b)], [0, 1, 0], [-np.sin(b), 0, np.cos(b)]])
+    rz = np.array([[np.cos(c), -np.sin(c), 0], [np.sin(c), np.cos(c), 0], [0, 0, 1]])
+    return rz @ ry @ rx
+
+
+def random_pose(rng: np.random.Generator, head_centre: np.ndarray) -> np.ndarray:
+    """Head -> scanner: tilts up to about 30 degrees, offsets up to about 50 mm."""
+    pitch = float(np.clip(rng.normal(0, 12), -30, 30))
+    roll = float(np.clip(rng.normal(0, 7), -25, 25))
+    yaw = float(np.clip(rng.normal(0, 8), -25, 25))
+    offset = np.clip(rng.normal(0, [10, 15, 18]), -50, 50)
+    rotation = _rotation(pitch, roll, yaw)
+    pose = np.eye(4)
+    pose[:3, :3] = rotation
+    pose[:3, 3] = offset - rotation @ head_centre
+    return pose
+
+
+def _head_subject(rng: np.random.Generator, head_name: str, family: str,
+                  with_lesion: bool) -> tuple[Subject, dict | None]:
+    head = load_head(head_name)
+    lesion = lesions.random_lesion(head, rng) if with_lesion else None
+    warp = deformation.random_deformation(head, rng, lesion=lesion)
+    centre = np.mean([p for k, p in head.landmarks.items() if k.startswith("AFID:")], axis=0)
+    pose = random_pose(rng, centre)
+    template_points = np.array(list(head.landmarks.values()))
+    subject_points = warp.to_subject(template_points)
+    scanner_points = subject_points @ pose[:3, :3].T + pose[:3, 3]
+    landmarks = dict(zip(head.landmarks, scanner_points))
+    subject = Subject(
+        volume=head.volume, affine=head.affine, pose=pose, to_template=warp.to_template,
+        contrast=contrast.ContrastMap.random(family, rng, reference=_white_matter(head_name)),
+        bias=artifacts.BiasField.random(rng, strength=float(rng.uniform(0.05, 0.35)),
+                                        centre=tuple(pose[:3, 3])),
+        lesion=lesion.weight if lesion is not None else None,
+        lesion_signal=contrast.lesion_intensity(family, rng) if lesion is not None else 0.0,
+        brain_mask=deformation.brain_mask(head),
+        landmarks=landmarks,
+    )
+    info = lesion.describe() if lesion is not None else None
+    return subject, info
+
+
+def _object_subject(rng: np.random.Generator) -> Subject:
+    volume, affine = objects.cylinder_phantom(rng) if rng.uniform() < 0.5 else objects.knee_like(rng)
+    pose = random_pose(rng, np.zeros(3))
+    return Subject(volume=volume, affine=affine, pose=pose,
+                   bias=artifacts.BiasField.random(rng, strength=float(rng.uniform(0.05, 0.3))))
+
+
+def _capped(stack: StackSpec, resolution_mm: float | None) -> StackSpec:
+    """The stack rendered no finer than `resolution_mm` (same field of view and coverage)."""
+    if resolution_mm is None or min(stack.pixel_spacing) >= resolution_mm:
+        return stack
+    fov = stack.matrix[0] * stack.pixel_spacing[0], stack.matrix[1] * stack.pixel_spacing[1]
+    matrix = tuple(max(int(round(f / resolution_mm)), 8) for f in fov)
+    spacing = fov[0] / matrix[0], fov[1] / matrix[1]
+    if stack.spacing < resolution_mm:  # a dense 3D scout: fewer, thicker slices
+        extent = stack.n_slices * stack.spacing
+        n = max(int(round(extent / resolution_mm)), 1)
+        return replace(stack, matrix=matrix, pixel_spacing=spacing, n_slices=n,
+                       spacing=extent / n, thickness=extent / n)
+    return replace(stack, matrix=matrix, pixel_spacing=spacing)
+
+
+def simulate_case(seed: int, *, protocol: str | None = None, head: str | None = None,
+                  kind: str | None = None, unusable_fraction: float = 0.2,
+                  resolution_mm: float | None = None, heads: tuple[str, ...] = HEADS) -> SimulatedCase:
+    """Simulate one localizer. `resolution_mm` renders no finer than that (fast path)."""
+    rng = np.random.default_rng(seed)
+    if kind is None:
+        kind = str(rng.choice(UNUSABLE_KINDS)) if rng.uniform() < unusable_fraction else "usable"
+    if kind not in KINDS:
+        raise ValueError(f"unknown case kind {kind!r} (known: {', '.join(KINDS)})")
+    head_name = head or str(rng.choice(heads))
+    family = str(rng.choice(FAMILIES, p=[0.5, 0.3, 0.2]))
+
+    if kind == "object":
+        subject, lesion_info = _object_subject(rng), None
+    else:
+        subject, lesion_info = _head_subject(rng, head_name, family, rng.uniform() < 0.2)
+    centre = rng.normal(0, [5, 10, 12])
+    if kind == "miss":  # centred on the neck or shoulders, or far off to one side
+        centre = centre + rng.choice([[0, 0, -170], [0, 30, -220], [170, 0, 0], [0, 0, 170]])
+    proto = random_protocol(rng, protocol, centre)
+    profile = str(rng.choice(["box", "gaussian", "sinc-like"]))
+    snr = float(rng.uniform(12, 60))
+    scale = MAX_SIGNAL * float(rng.uniform(0.5, 1.2))
+
+    slices, series_of, labels, applied = [], [], [], []
+    for stack in proto.stacks:
+        stack = _capped(stack, resolution_mm)
+        offsets, weights = artifacts.slice_profile_weights(stack.thickness, 3, profile)
+        for index in range(stack.n_slices):
+            geometry = slice_geometry(stack, index)
+            severity = "heavy" if kind == "artifact" and rng.uniform() < 0.85 else "mild"
+            margin = int(0.15 * stack.matrix[stack.phase_axis]) if rng.uniform() < 0.3 else 0
+            if kind == "noise":
+                pixels, done = np.zeros(stack.matrix, np.float32), ["no_signal"]
+                pixels = artifacts.rician_noise(pixels, scale / snr, rng)
+            else:
+                signal = render(subject, geometry, offsets, weights, margin, stack.phase_axis)
+                pixels, done = artifacts.apply_random_artifacts(
+                    signal * scale, rng, severity, stack.phase_axis, margin)
+                pixels = artifacts.rician_noise(pixels, scale / snr, rng)
+            slices.append(ImageSlice(pixels.astype(np.float32), geometry.position, geometry.row,
+                                     geometry.col, geometry.spacing, geometry.thickness,
+                                     uid=f"{seed}:{len(slices)}"))
+            series_of.append(stack.series)
+            applied.append(list(done))
+            labels.append(_label(kind, severity, subject, geometry))
+    planes = plane_catalogue(subject.landmarks) if subject.landmarks else {}
+    return SimulatedCase(seed, kind, head_name if kind != "object" else "object", proto, slices,
+                         series_of, labels, applied, subject.pose, subject.landmarks, planes,
+                         family, lesion_info, subject)
+
+
+def _label(kind: str, severity: str, subject: Subject, geometry: ImageSlice) -> str:
+    if kind == "noise" or severity == "heavy":
+        return "artifact"
+    if kind == "object" or brain_area_mm2(subject, geometry) < ANATOMY_MIN_BRAIN_MM2:
+        return "irrelevant"
+    return "anatomy"

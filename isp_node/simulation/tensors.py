@@ -1,0 +1,55 @@
+"""The fast path: network-ready inputs and targets straight from a simulated head.
+
+No DICOM is written: the simulated slices go through the same resampling as
+the node's loader (`pipeline.volume`, `pipeline.image_input`), so a network
+trained on these tensors sees what it will see in service. Slices are rendered
+no finer than half the grid spacing, which the resampling would blur away.
+"""
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from isp_node.geometry import Plane
+from isp_node.pipeline.image_input import iq_input
+from isp_node.pipeline.volume import Grid, LocalizerVolume, localizer_centre, resample
+from isp_node.simulation.cases import LABELS, simulate_case
+
+GRID_SHAPE = (64, 64, 64)
+GRID_SPACING_MM = 4.0
+
+
+@dataclass(frozen=True)
+class TrainingSample:
+    """Inputs and targets of one simulated localizer."""
+
+    seed: int
+    volume: LocalizerVolume  # Coverage/Orientation-Net input, tensor() is (X, Y, Z, 2)
+    brain: np.ndarray  # (X, Y, Z) float32 brain membership: Coverage-Net target
+    images: np.ndarray  # (n_images, 64, 64) float32: LocalizerIQ-Net inputs
+    labels: np.ndarray  # (n_images,) int: index into LABELS
+    usable: bool
+    planes: dict[str, Plane]  # scanner LPS
+    landmarks: dict[str, np.ndarray]  # scanner LPS
+
+
+def training_sample(seed: int, grid_shape: tuple[int, int, int] = GRID_SHAPE,
+                    spacing_mm: float = GRID_SPACING_MM, **case_options) -> TrainingSample:
+    """Simulate one case and turn it into network inputs and targets."""
+    case = simulate_case(seed, resolution_mm=spacing_mm / 2, **case_options)
+    grid = Grid.centred(localizer_centre(case.slices), grid_shape, spacing_mm)
+    volume = resample(case.slices, grid)
+    brain = case.subject.brain(grid.points().reshape(-1, 3)).reshape(grid.shape)
+    return TrainingSample(
+        seed=seed, volume=volume, brain=brain.astype(np.float32),
+        images=np.stack([iq_input(s) for s in case.slices]),
+        labels=np.array([LABELS.index(label) for label in case.labels]),
+        usable=case.usable, planes=case.planes, landmarks=case.landmarks,
+    )
+
+
+def training_samples(first_seed: int, count: int, **options) -> Iterator[TrainingSample]:
+    """`count` samples with consecutive seeds (deterministic, resumable by seed)."""
+    for seed in range(first_seed, first_seed + count):
+        yield training_sample(seed, **options)

@@ -1,0 +1,113 @@
+"""Reading localizer series from DICOM and resampling them onto the network grid."""
+
+import copy
+
+import numpy as np
+import pydicom
+import pytest
+from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence
+
+from isp_node.pipeline.loader import LocalizerError, load_localizer
+from isp_node.pipeline.slices import ImageSlice
+from isp_node.pipeline.volume import Grid, parallel_groups, resample
+from isp_node.simulation.phantom import phantom_localizer, write_series
+
+
+@pytest.fixture
+def phantom_files(tmp_path):
+    return write_series(phantom_localizer(seed=4), tmp_path / "loc")
+
+
+def test_reads_three_plane_localizer(phantom_files):
+    loaded = load_localizer(phantom_files)
+    assert loaded.problems == []
+    assert [s.orientation for s in loaded.slices] == ["sagittal"] * 3 + ["coronal"] * 3 + ["axial"] * 3
+    assert len(parallel_groups(loaded.slices)) == 3
+    first = loaded.slices[0]
+    ds = pydicom.dcmread(phantom_files[0])
+    np.testing.assert_allclose(first.position, [float(v) for v in ds.ImagePositionPatient])
+    np.testing.assert_allclose(first.pixel_to_patient(np.array([0, 0])), first.position)
+    rc, d = first.patient_to_pixel(first.pixel_to_patient(np.array([[3.0, 7.0]])))
+    np.testing.assert_allclose(rc, [[3.0, 7.0]], atol=1e-9)
+    np.testing.assert_allclose(d, [0.0], atol=1e-9)
+
+
+def test_bad_files_are_reported_and_skipped(phantom_files, tmp_path):
+    ds = pydicom.dcmread(phantom_files[0])
+    del ds.ImageOrientationPatient
+    ds.save_as(phantom_files[0])
+    ct = pydicom.dcmread(phantom_files[1])
+    ct.Modality = "CT"
+    ct.save_as(phantom_files[1])
+    broken = pydicom.dcmread(phantom_files[2])
+    broken.PixelData = broken.PixelData[:100]
+    broken.save_as(phantom_files[2])
+    loaded = load_localizer(phantom_files)
+    assert len(loaded.slices) == 6
+    text = " ".join(loaded.problems)
+    assert "no patient geometry" in text and "CT, not MR" in text and len(loaded.problems) == 3
+
+
+def test_unplannable_series_raise_with_reason(phantom_files, tmp_path):
+    with pytest.raises(LocalizerError, match="only one localizer image"):
+        load_localizer(phantom_files[:1])
+    garbage = tmp_path / "garbage.dcm"
+    garbage.write_bytes(b"not dicom at all")
+    with pytest.raises(LocalizerError, match="no usable localizer image"):
+        load_localizer([garbage])
+
+
+def test_enhanced_mr_frames_become_slices(phantom_files, tmp_path):
+    singles = [pydicom.dcmread(p) for p in phantom_files[:3]]
+    ds = copy.deepcopy(singles[0])
+    ds.SOPClassUID = "1.2.840.10008.5.1.4.1.1.4.1"
+    ds.NumberOfFrames = 3
+    ds.PixelData = b"".join(s.PixelData for s in singles)
+    shared = Dataset()
+    measures = Dataset()
+    measures.PixelSpacing = singles[0].PixelSpacing
+    measures.SliceThickness = 8.0
+    shared.PixelMeasuresSequence = Sequence([measures])
+    orientation = Dataset()
+    orientation.ImageOrientationPatient = singles[0].ImageOrientationPatient
+    shared.PlaneOrientationSequence = Sequence([orientation])
+    ds.SharedFunctionalGroupsSequence = Sequence([shared])
+    frames = []
+    for s in singles:
+        frame, position = Dataset(), Dataset()
+        position.ImagePositionPatient = s.ImagePositionPatient
+        frame.PlanePositionSequence = Sequence([position])
+        frames.append(frame)
+    ds.PerFrameFunctionalGroupsSequence = Sequence(frames)
+    for keyword in ("ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing"):
+        delattr(ds, keyword)
+    path = tmp_path / "enhanced.dcm"
+    ds.save_as(path)
+    loaded = load_localizer([path])
+    assert len(loaded.slices) == 3
+    for frame, single in zip(loaded.slices, singles):
+        np.testing.assert_allclose(frame.position, [float(v) for v in single.ImagePositionPatient])
+        np.testing.assert_array_equal(frame.pixels, single.pixel_array)
+
+
+def _slab(offset: float, thickness: float, value: float) -> ImageSlice:
+    """A 40x40 axial slice of 2 mm pixels centred on the z axis at height `offset`."""
+    pixels = np.full((40, 40), value, np.float32)
+    return ImageSlice(pixels, np.array([-39.0, -39.0, offset]), np.array([1.0, 0, 0]),
+                      np.array([0, 1.0, 0]), (2.0, 2.0), thickness)
+
+
+def test_resample_weights_by_slab_overlap_and_leaves_gaps_empty():
+    grid = Grid.centred(np.zeros(3), (5, 5, 11), 2.0)  # z from -10 to +10 mm
+    volume = resample([_slab(-6.0, 4.0, 100.0), _slab(6.0, 4.0, 300.0)], grid)
+    z = grid.origin[2] + 2.0 * np.arange(11)
+    coverage = volume.coverage[2, 2]
+    # voxels [z-1, z+1] inside the slabs [-8, -4] and [4, 8] are fully covered
+    np.testing.assert_allclose(coverage[np.isin(z, [-6, 6])], 1.0)
+    np.testing.assert_allclose(coverage[np.isin(z, [-8, -4, 4, 8])], 0.5)
+    np.testing.assert_allclose(coverage[np.abs(z) <= 2], 0.0)  # the gap stays empty
+    values = volume.image[2, 2] * 300.0  # normalised by the 99th percentile, 300
+    np.testing.assert_allclose(values[z == -6], 100.0, rtol=1e-5)
+    np.testing.assert_allclose(values[z == 6], 300.0, rtol=1e-5)
+    assert volume.tensor().shape == (5, 5, 11, 2)
