@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from isp_node.geometry import Plane, plane_catalogue
+from isp_node.geometry.rotations import head_rotation, rigid
 from isp_node.pipeline.slices import ImageSlice
 from isp_node.simulation import anatomy, artifacts, contrast, deformation, lesions, objects
 from isp_node.simulation.acquisition import Subject, brain_area_mm2, render, slice_geometry
@@ -121,26 +122,14 @@ def plane_json(p: Plane) -> dict:
             "n_slices": p.n_slices, "spacing_mm": p.spacing_mm}
 
 
-def _rotation(pitch: float, roll: float, yaw: float) -> np.ndarray:
-    """Rotation about L-R (pitch, nodding), A-P (roll, tilting) and S-I (yaw, turning), degrees."""
-    a, b, c = np.radians([pitch, roll, yaw])
-    rx = np.array([[1, 0, 0], [0, np.cos(a), -np.sin(a)], [0, np.sin(a), np.cos(a)]])
-    ry = np.array([[np.cos(b), 0, np.sin(b)], [0, 1, 0], [-np.sin(b), 0, np.cos(b)]])
-    rz = np.array([[np.cos(c), -np.sin(c), 0], [np.sin(c), np.cos(c), 0], [0, 0, 1]])
-    return rz @ ry @ rx
-
-
 def random_pose(rng: np.random.Generator, head_centre: np.ndarray) -> np.ndarray:
     """Head -> scanner: tilts up to about 30 degrees, offsets up to about 50 mm."""
     pitch = float(np.clip(rng.normal(0, 12), -30, 30))
     roll = float(np.clip(rng.normal(0, 7), -25, 25))
     yaw = float(np.clip(rng.normal(0, 8), -25, 25))
     offset = np.clip(rng.normal(0, [10, 15, 18]), -50, 50)
-    rotation = _rotation(pitch, roll, yaw)
-    pose = np.eye(4)
-    pose[:3, :3] = rotation
-    pose[:3, 3] = offset - rotation @ head_centre
-    return pose
+    rotation = head_rotation(pitch, roll, yaw)
+    return rigid(rotation, offset - rotation @ head_centre)
 
 
 def _head_subject(rng: np.random.Generator, head_name: str, family: str,

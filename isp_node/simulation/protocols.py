@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from isp_node.geometry.rotations import axis_angle
+
 PROTOCOLS = ("three_plane", "separate_stacks", "scout_3d")
 
 # (row, col) direction cosines of the standard orientations, as scanners write them.
@@ -55,20 +57,16 @@ class Protocol:
     series_descriptions: tuple[str, ...]
 
 
-def _rotation(rng: np.random.Generator, max_deg: float) -> np.ndarray:
+def _oblique(rng: np.random.Generator, max_deg: float) -> np.ndarray:
     """A small random rotation (obliquity of a localizer stack)."""
-    axis = rng.normal(size=3)
-    axis /= np.linalg.norm(axis)
-    angle = np.radians(rng.uniform(-max_deg, max_deg))
-    k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
-    return np.eye(3) + np.sin(angle) * k + (1 - np.cos(angle)) * k @ k
+    return axis_angle(rng.normal(size=3), rng.uniform(-max_deg, max_deg))
 
 
 def _stack(orientation: str, rng: np.random.Generator, centre: np.ndarray, series: int,
            n_slices: int, thickness: float, spacing: float, fov: float, matrix: int,
            oblique_deg: float) -> StackSpec:
     row, col = ORIENTATIONS[orientation]
-    rotation = _rotation(rng, oblique_deg)
+    rotation = _oblique(rng, oblique_deg)
     pixel = fov / matrix
     return StackSpec(orientation, rotation @ row, rotation @ col, centre, n_slices, thickness,
                      spacing, (matrix, matrix), (pixel, pixel), series, int(rng.integers(2)))
