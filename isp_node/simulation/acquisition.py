@@ -32,27 +32,27 @@ class Subject:
     to_template: PointMap = _identity  # subject LPS -> template LPS
     contrast: Callable[[np.ndarray], np.ndarray] = _identity  # template value -> signal
     bias: Callable[[np.ndarray], np.ndarray] | None = None  # scanner LPS -> gain
-    lesion: Callable[[np.ndarray], np.ndarray] | None = None  # subject LPS -> weight 0..1
-    lesion_signal: float = 0.0
-    brain_mask: np.ndarray | None = None  # template space, same grid as volume
+    lesion: Callable[[np.ndarray], np.ndarray] | None = None  # subject LPS -> (N, 2) core, oedema
+    lesion_signal: tuple[float, float] = (0.0, 0.0)  # signal of lesion core and oedema
+    brain_mask: np.ndarray | None = None  # template space, 0..1
+    brain_affine: np.ndarray | None = None  # brain_mask voxel -> template LPS mm
     landmarks: dict[str, np.ndarray] = field(default_factory=dict)  # scanner LPS
 
-    def _template_voxels(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(subject points, template voxel indices (3, N)) of scanner points (N, 3)."""
+    def _to_template(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(subject points, template points) of scanner points (N, 3)."""
         rotation, translation = self.pose[:3, :3], self.pose[:3, 3]
         subject = (points - translation) @ rotation  # inverse of a rigid transform
-        template = self.to_template(subject)
-        inverse = np.linalg.inv(self.affine)
-        voxels = template @ inverse[:3, :3].T + inverse[:3, 3]
-        return subject, voxels.T
+        return subject, self.to_template(subject)
 
     def signal(self, points: np.ndarray) -> np.ndarray:
         """MR signal (before noise and artifacts) at scanner points (N, 3)."""
-        subject, voxels = self._template_voxels(points)
-        values = self.contrast(ndimage.map_coordinates(self.volume, voxels, order=1, cval=0.0))
+        subject, template = self._to_template(points)
+        values = self.contrast(_sample(self.volume, self.affine, template))
         if self.lesion is not None:
-            weight = self.lesion(subject)
-            values = values * (1 - weight) + self.lesion_signal * weight
+            weights = self.lesion(subject)
+            core, oedema = weights[:, 0], weights[:, 1]
+            values = (values * (1 - core - oedema) + self.lesion_signal[0] * core
+                      + self.lesion_signal[1] * oedema)
         if self.bias is not None:
             values = values * self.bias(points)
         return values
@@ -61,8 +61,15 @@ class Subject:
         """Brain membership 0..1 at scanner points (N, 3); zeros when no mask is known."""
         if self.brain_mask is None:
             return np.zeros(len(points), np.float32)
-        _, voxels = self._template_voxels(points)
-        return ndimage.map_coordinates(self.brain_mask, voxels, order=1, cval=0.0)
+        _, template = self._to_template(points)
+        return _sample(self.brain_mask, self.brain_affine, template)
+
+
+def _sample(volume: np.ndarray, affine: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Trilinear value of `volume` (voxel -> LPS `affine`) at LPS points (N, 3); 0 outside."""
+    inverse = np.linalg.inv(affine)
+    voxels = points @ inverse[:3, :3].T + inverse[:3, 3]
+    return ndimage.map_coordinates(volume, voxels.T, order=1, cval=0.0)
 
 
 def slice_geometry(stack: StackSpec, index: int) -> ImageSlice:

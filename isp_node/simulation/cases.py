@@ -17,7 +17,7 @@ import numpy as np
 from isp_node.geometry import Plane, plane_catalogue
 from isp_node.geometry.rotations import head_rotation, rigid
 from isp_node.pipeline.slices import ImageSlice
-from isp_node.simulation import anatomy, artifacts, contrast, deformation, lesions, objects
+from isp_node.simulation import anatomy, artifacts, contrast, deformation, lesions, masks, objects
 from isp_node.simulation.acquisition import Subject, brain_area_mm2, render, slice_geometry
 from isp_node.simulation.dicom_series import StudyInfo, mr_image, write_datasets
 from isp_node.simulation.protocols import Protocol, StackSpec, random_protocol
@@ -135,32 +135,45 @@ def random_pose(rng: np.random.Generator, head_centre: np.ndarray) -> np.ndarray
 def _head_subject(rng: np.random.Generator, head_name: str, family: str,
                   with_lesion: bool) -> tuple[Subject, dict | None]:
     head = load_head(head_name)
+    maps = masks.template_maps(head)
     lesion = lesions.random_lesion(head, rng) if with_lesion else None
     warp = deformation.random_deformation(head, rng, lesion=lesion)
-    centre = np.mean([p for k, p in head.landmarks.items() if k.startswith("AFID:")], axis=0)
-    pose = random_pose(rng, centre)
-    template_points = np.array(list(head.landmarks.values()))
-    subject_points = warp.to_subject(template_points)
+    pose = random_pose(rng, maps.brain_centre)
+    subject_points = warp.to_subject(np.array(list(head.landmarks.values())))
     scanner_points = subject_points @ pose[:3, :3].T + pose[:3, 3]
-    landmarks = dict(zip(head.landmarks, scanner_points))
     subject = Subject(
         volume=head.volume, affine=head.affine, pose=pose, to_template=warp.to_template,
         contrast=contrast.ContrastMap.random(family, rng, reference=_white_matter(head_name)),
         bias=artifacts.BiasField.random(rng, strength=float(rng.uniform(0.05, 0.35)),
                                         centre=tuple(pose[:3, 3])),
-        lesion=lesion.weight if lesion is not None else None,
-        lesion_signal=contrast.lesion_intensity(family, rng) if lesion is not None else 0.0,
-        brain_mask=deformation.brain_mask(head),
-        landmarks=landmarks,
+        lesion=warp.lesion_weight if lesion is not None else None,
+        lesion_signal=((contrast.lesion_intensity(family, rng), contrast.lesion_intensity(family, rng))
+                       if lesion is not None else (0.0, 0.0)),
+        brain_mask=maps.brain_fraction, brain_affine=maps.affine,
+        landmarks=dict(zip(head.landmarks, scanner_points)),
     )
-    info = lesion.describe() if lesion is not None else None
+    info = None if lesion is None else {
+        "radius_mm": float(lesion.radius_mm), "oedema_mm": float(lesion.oedema_mm),
+        "push_mm": float(lesion.push_mm)}
     return subject, info
 
 
-def _object_subject(rng: np.random.Generator) -> Subject:
-    volume, affine = objects.cylinder_phantom(rng) if rng.uniform() < 0.5 else objects.knee_like(rng)
-    pose = random_pose(rng, np.zeros(3))
-    return Subject(volume=volume, affine=affine, pose=pose,
+OBJECT_POOL = 6  # distinct objects of each kind; poses and contrasts make the rest
+
+
+@lru_cache(maxsize=2 * OBJECT_POOL)
+def _pooled_object(kind: str, index: int) -> tuple[np.ndarray, np.ndarray]:
+    """A non-head object volume, built once per process (a knee takes ~0.5 s)."""
+    make = objects.knee_like if kind == "knee" else objects.cylinder_phantom
+    return make(np.random.default_rng([7919, index]))
+
+
+def _object_subject(rng: np.random.Generator, family: str) -> Subject:
+    volume, affine = _pooled_object(str(rng.choice(["knee", "cylinder"])),
+                                    int(rng.integers(OBJECT_POOL)))
+    centre = affine[:3, :3] @ (np.asarray(volume.shape) - 1) / 2 + affine[:3, 3]
+    return Subject(volume=volume, affine=affine, pose=random_pose(rng, centre),
+                   contrast=contrast.ContrastMap.random(family, rng),
                    bias=artifacts.BiasField.random(rng, strength=float(rng.uniform(0.05, 0.3))))
 
 
@@ -192,7 +205,7 @@ def simulate_case(seed: int, *, protocol: str | None = None, head: str | None = 
     family = str(rng.choice(FAMILIES, p=[0.5, 0.3, 0.2]))
 
     if kind == "object":
-        subject, lesion_info = _object_subject(rng), None
+        subject, lesion_info = _object_subject(rng, family), None
     else:
         subject, lesion_info = _head_subject(rng, head_name, family, rng.uniform() < 0.2)
     centre = rng.normal(0, [5, 10, 12])
