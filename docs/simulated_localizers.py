@@ -64,7 +64,7 @@ def main() -> None:
     fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=7)
     fig.tight_layout(rect=(0, 0.02, 1, 1))
     out = Path(__file__).parent / "simulated_localizers.png"
-    fig.savefig(out, dpi=110)
+    fig.savefig(out, dpi=72)
     print(f"wrote {out}")
 
 

@@ -122,22 +122,6 @@ def test_mni_landmarks_are_left_right_consistent():
             assert abs(left[1] - right[1]) < 5 and abs(left[2] - right[2]) < 5, key
 
 
-@pytest.fixture(scope="module")
-def mni_head():
-    try:
-        return anatomy.load_mni_head()
-    except AnatomyUnavailable as exc:
-        pytest.skip(f"MNI template not available (no cache, no package index): {exc}")
-
-
-@pytest.fixture(scope="module")
-def pydeface_head():
-    try:
-        return anatomy.load_pydeface_head()
-    except AnatomyUnavailable as exc:
-        pytest.skip(f"pydeface mean head not available (no cache, no package index): {exc}")
-
-
 @pytest.mark.network
 def test_mni_head_volume_and_affine(mni_head):
     assert mni_head.volume.shape == (193, 229, 193) and mni_head.volume.dtype == np.float32

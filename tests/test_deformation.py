@@ -26,11 +26,8 @@ OUTLINE_LANDMARKS = FACE_AND_EARS + SKULL_BASE
 
 
 @pytest.fixture(scope="module")
-def head():
-    try:
-        return anatomy.load_mni_head()
-    except AnatomyUnavailable as exc:
-        pytest.skip(f"MNI template not available (no cache, no package index): {exc}")
+def head(mni_head):
+    return mni_head
 
 
 @pytest.fixture(scope="module")

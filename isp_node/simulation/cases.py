@@ -13,12 +13,13 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+from scipy import ndimage
 
 from isp_node.geometry import Plane, plane_catalogue
 from isp_node.geometry.rotations import head_rotation, rigid
 from isp_node.pipeline.slices import ImageSlice
 from isp_node.simulation import anatomy, artifacts, contrast, deformation, lesions, masks, objects
-from isp_node.simulation.acquisition import Subject, brain_area_mm2, render, slice_geometry
+from isp_node.simulation.acquisition import Subject, brain_areas_mm2, render, slice_geometry
 from isp_node.simulation.dicom_series import StudyInfo, mr_image, write_datasets
 from isp_node.simulation.protocols import Protocol, StackSpec, random_protocol
 
@@ -28,6 +29,7 @@ LABELS = ("anatomy", "artifact", "irrelevant")
 HEADS = ("mni", "pydeface")
 FAMILIES = ("T1", "T2", "PD")
 ANATOMY_MIN_BRAIN_MM2 = 1000.0  # a slice showing less brain than this is irrelevant
+COARSE_TEMPLATE_MM = 2.5  # render from a 2 mm template at this resolution or coarser
 MAX_SIGNAL = 1800.0  # scanner units of the brightest tissue, before noise
 
 
@@ -39,6 +41,17 @@ def load_head(name: str) -> anatomy.Head:
     if name == "pydeface":
         return anatomy.load_pydeface_head()
     raise ValueError(f"unknown head {name!r} (known: {', '.join(HEADS)})")
+
+
+@lru_cache(maxsize=4)
+def _template(name: str, coarse: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The head's volume and affine; `coarse` halves the resolution (smoothed first),
+    for rendering at 3 mm or coarser where 1 mm detail would only alias."""
+    head = load_head(name)
+    if not coarse:
+        return head.volume, head.affine
+    volume = ndimage.gaussian_filter(head.volume, 0.7)[::2, ::2, ::2].copy()
+    return volume, head.affine @ np.diag([2.0, 2.0, 2.0, 1.0])
 
 
 @lru_cache(maxsize=2)
@@ -133,8 +146,9 @@ def random_pose(rng: np.random.Generator, head_centre: np.ndarray) -> np.ndarray
 
 
 def _head_subject(rng: np.random.Generator, head_name: str, family: str,
-                  with_lesion: bool) -> tuple[Subject, dict | None]:
+                  with_lesion: bool, coarse: bool) -> tuple[Subject, dict | None]:
     head = load_head(head_name)
+    volume, affine = _template(head_name, coarse)
     maps = masks.template_maps(head)
     lesion = lesions.random_lesion(head, rng) if with_lesion else None
     warp = deformation.random_deformation(head, rng, lesion=lesion)
@@ -142,7 +156,7 @@ def _head_subject(rng: np.random.Generator, head_name: str, family: str,
     subject_points = warp.to_subject(np.array(list(head.landmarks.values())))
     scanner_points = subject_points @ pose[:3, :3].T + pose[:3, 3]
     subject = Subject(
-        volume=head.volume, affine=head.affine, pose=pose, to_template=warp.to_template,
+        volume=volume, affine=affine, pose=pose, to_template=warp.to_template,
         contrast=contrast.ContrastMap.random(family, rng, reference=_white_matter(head_name)),
         bias=artifacts.BiasField.random(rng, strength=float(rng.uniform(0.05, 0.35)),
                                         centre=tuple(pose[:3, 3])),
@@ -207,16 +221,18 @@ def simulate_case(seed: int, *, protocol: str | None = None, head: str | None = 
     if kind == "object":
         subject, lesion_info = _object_subject(rng, family), None
     else:
-        subject, lesion_info = _head_subject(rng, head_name, family, rng.uniform() < 0.2)
+        coarse = resolution_mm is not None and resolution_mm >= COARSE_TEMPLATE_MM
+        subject, lesion_info = _head_subject(rng, head_name, family, rng.uniform() < 0.2, coarse)
     centre = rng.normal(0, [5, 10, 12])
     if kind == "miss":  # centred on the neck or shoulders, or far off to one side
-        centre = centre + rng.choice([[0, 0, -170], [0, 30, -220], [170, 0, 0], [0, 0, 170]])
+        direction = rng.choice([[0, 0, -1], [0, 0.2, -1], [1, 0, 0], [-1, 0, 0], [0, 0, 1]])
+        centre = centre + float(rng.uniform(250, 300)) * direction
     proto = random_protocol(rng, protocol, centre)
     profile = str(rng.choice(["box", "gaussian", "sinc-like"]))
     snr = float(rng.uniform(12, 60))
     scale = MAX_SIGNAL * float(rng.uniform(0.5, 1.2))
 
-    slices, series_of, labels, applied = [], [], [], []
+    slices, series_of, severities, applied = [], [], [], []
     for stack in proto.stacks:
         stack = _capped(stack, resolution_mm)
         offsets, weights = artifacts.slice_profile_weights(stack.thickness, 3, profile)
@@ -237,16 +253,19 @@ def simulate_case(seed: int, *, protocol: str | None = None, head: str | None = 
                                      uid=f"{seed}:{len(slices)}"))
             series_of.append(stack.series)
             applied.append(list(done))
-            labels.append(_label(kind, severity, subject, geometry))
+            severities.append(severity)
+    labels = _labels(kind, severities, subject, slices)
     planes = plane_catalogue(subject.landmarks) if subject.landmarks else {}
     return SimulatedCase(seed, kind, head_name if kind != "object" else "object", proto, slices,
                          series_of, labels, applied, subject.pose, subject.landmarks, planes,
                          family, lesion_info, subject)
 
 
-def _label(kind: str, severity: str, subject: Subject, geometry: ImageSlice) -> str:
-    if kind == "noise" or severity == "heavy":
-        return "artifact"
-    if kind == "object" or brain_area_mm2(subject, geometry) < ANATOMY_MIN_BRAIN_MM2:
-        return "irrelevant"
-    return "anatomy"
+def _labels(kind: str, severities: list[str], subject: Subject,
+            slices: list[ImageSlice]) -> list[str]:
+    """anatomy / artifact / irrelevant for each image."""
+    areas = brain_areas_mm2(subject, slices) if kind not in ("object", "noise") else \
+        np.zeros(len(slices))
+    return ["artifact" if kind == "noise" or severity == "heavy" else
+            "irrelevant" if area < ANATOMY_MIN_BRAIN_MM2 else "anatomy"
+            for severity, area in zip(severities, areas)]

@@ -1,0 +1,103 @@
+"""Simulated localizer cases: determinism, labels, DICOM validity and the fast path."""
+
+import json
+
+import numpy as np
+import pydicom
+import pytest
+
+from conftest import dcmtk, run_tool
+from isp_node.geometry import plane_catalogue
+from isp_node.pipeline.loader import load_localizer
+from isp_node.simulation.cases import LABELS, simulate_case
+from isp_node.simulation.tensors import GRID_SHAPE, training_sample
+
+pytestmark = pytest.mark.network
+
+
+@pytest.fixture(autouse=True)
+def _anatomy(mni_head, pydeface_head):
+    """Every test here needs the training heads (skips when they cannot be had)."""
+
+
+def test_same_seed_same_case_other_seed_other_case():
+    a, b = simulate_case(5, resolution_mm=3.0), simulate_case(5, resolution_mm=3.0)
+    assert a.kind == b.kind and a.protocol.name == b.protocol.name and a.labels == b.labels
+    for sa, sb in zip(a.slices, b.slices):
+        np.testing.assert_array_equal(sa.pixels, sb.pixels)
+    for key in a.planes:
+        np.testing.assert_array_equal(a.planes[key].normal, b.planes[key].normal)
+    c = simulate_case(6, resolution_mm=3.0)
+    assert c.protocol != a.protocol or not np.array_equal(c.slices[0].pixels, a.slices[0].pixels)
+
+
+@pytest.mark.parametrize("protocol", ["three_plane", "separate_stacks", "scout_3d"])
+def test_protocols_follow_the_accepted_ranges(protocol):
+    for seed in range(3):
+        case = simulate_case(seed, protocol=protocol, kind="usable", resolution_mm=3.0)
+        stacks = case.protocol.stacks
+        if protocol == "scout_3d":
+            assert len(stacks) == 1 and stacks[0].thickness == stacks[0].spacing  # contiguous
+            assert 1.5 <= stacks[0].thickness <= 4.0
+        else:
+            assert {s.orientation for s in stacks} == {"sagittal", "coronal", "axial"}
+            assert all(3 <= s.n_slices <= 11 and 5 <= s.thickness <= 10 for s in stacks)
+            assert len(case.protocol.series_descriptions) == (1 if protocol == "three_plane" else 3)
+        # rendered no finer than 3 mm, a dense 3D scout has fewer, thicker slices
+        assert len(case.slices) == len(case.labels) <= sum(s.n_slices for s in stacks)
+        if protocol != "scout_3d":
+            assert len(case.slices) == sum(s.n_slices for s in stacks)
+
+
+def test_labels_of_unusable_kinds():
+    assert set(simulate_case(1, kind="object", resolution_mm=3.0).labels) == {"irrelevant"}
+    assert set(simulate_case(2, kind="noise", resolution_mm=3.0).labels) == {"artifact"}
+    artifact = simulate_case(3, kind="artifact", resolution_mm=3.0).labels
+    assert artifact.count("artifact") >= len(artifact) // 2
+    miss = simulate_case(4, kind="miss", resolution_mm=3.0).labels
+    assert miss.count("irrelevant") >= len(miss) // 2
+    usable = simulate_case(5, kind="usable", protocol="three_plane", resolution_mm=3.0)
+    assert usable.labels.count("anatomy") >= len(usable.labels) // 2
+    assert usable.planes and usable.usable
+
+
+def test_truth_planes_follow_the_landmarks_in_scanner_space():
+    case = simulate_case(8, kind="usable", resolution_mm=3.0)
+    again = plane_catalogue(case.landmarks)
+    for key, plane in case.planes.items():
+        np.testing.assert_allclose(plane.centre, again[key].centre)
+    # AC lies on the ACPC plane and (nearly) on the MSP, in scanner coordinates
+    ac = case.landmarks["AFID:AC"]
+    assert abs(case.planes["ACPC"].signed_distance(ac)) < 1e-6
+    assert abs(case.planes["MSP"].signed_distance(ac)) < 3.0
+
+
+def test_written_case_is_valid_dicom_with_truth(tmp_path):
+    case = simulate_case(21, protocol="separate_stacks", kind="usable")
+    paths = case.write(tmp_path)
+    truth = json.loads((tmp_path / "truth.json").read_text())
+    assert len(truth["images"]) == len(paths) == len(case.slices)
+    assert set(truth["planes"]) == set(case.planes)
+    datasets = [pydicom.dcmread(p) for p in paths]
+    assert len({ds.SeriesInstanceUID for ds in datasets}) == 3
+    assert len({ds.StudyInstanceUID for ds in datasets}) == 1
+    assert len({ds.FrameOfReferenceUID for ds in datasets}) == 1
+    assert all("LOCALIZER" in ds.ImageType and ds.BitsAllocated == 16 for ds in datasets)
+    assert [d.SOPInstanceUID for d in datasets] == [i["sop_instance_uid"] for i in truth["images"]]
+    loaded = load_localizer(paths)
+    assert len(loaded.slices) == len(paths) and loaded.problems == []
+    if dcmtk("dcmftest"):
+        result = run_tool("dcmftest", *paths)
+        assert result.returncode == 0 and result.stdout.count("yes:") == len(paths), result.stdout
+
+
+def test_fast_path_sample():
+    sample = training_sample(31, kind="usable", protocol="three_plane")
+    assert sample.volume.tensor().shape == (*GRID_SHAPE, 2)
+    assert sample.brain.shape == GRID_SHAPE and 0 <= sample.brain.min() <= sample.brain.max() <= 1
+    assert sample.brain.sum() * 4.0**3 / 1000 > 500  # more than 500 ml of brain in view
+    assert sample.images.shape[1:] == (64, 64) and len(sample.images) == len(sample.labels)
+    assert set(sample.labels.tolist()) <= set(range(len(LABELS)))
+    assert sample.usable and "MSP" in sample.planes
+    # coverage is where the slices are: well below the whole grid for a three-plane scout
+    assert 0.05 < sample.volume.coverage.mean() < 0.6
