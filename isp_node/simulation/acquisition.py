@@ -39,22 +39,33 @@ class Subject:
     brain_affine: np.ndarray | None = None  # brain_mask voxel -> template LPS mm
     landmarks: dict[str, np.ndarray] = field(default_factory=dict)  # scanner LPS
 
-    def _to_template(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(subject points, template points) of scanner points (N, 3)."""
+    def _to_template(self, points: np.ndarray, stride: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """(subject points, template points), both (N, 3), of scanner points (..., 3).
+
+        With `stride` > 1, `points` must be a regular lattice (..., 3): the
+        deformation is evaluated on every `stride`-th node and interpolated
+        between them, as it is smooth on that scale.
+        """
         rotation, translation = self.pose[:3, :3], self.pose[:3, 3]
         subject = (points - translation) @ rotation  # inverse of a rigid transform
-        return subject, self.to_template(subject)
+        template = lattice_map(self.to_template, subject, stride) if stride > 1 \
+            else self.to_template(subject.reshape(-1, 3))
+        return subject.reshape(-1, 3), template.reshape(-1, 3)
 
     def signal(self, points: np.ndarray, along: np.ndarray | None = None,
-               offsets: np.ndarray = np.zeros(1), weights: np.ndarray = np.ones(1)) -> np.ndarray:
-        """MR signal (before noise and artifacts) at scanner points (N, 3), averaged over
-        `offsets` (mm) along the unit direction `along` with `weights` (a slice profile).
+               offsets: np.ndarray = np.zeros(1), weights: np.ndarray = np.ones(1),
+               stride: int = 1) -> np.ndarray:
+        """MR signal (before noise and artifacts) at scanner points (..., 3), flattened,
+        averaged over `offsets` (mm) along the unit direction `along` with `weights`
+        (a slice profile).
 
-        The deformation is evaluated once per point; the offsets follow its local
-        linear part (taken at the points' centre), exact for the affine part and
-        within a fraction of a millimetre for the smooth non-linear rest.
+        The deformation is evaluated once per point (or per `stride`-th lattice
+        node); the offsets follow its local linear part (taken at the points'
+        centre), exact for the affine part and within a fraction of a millimetre
+        for the smooth non-linear rest.
         """
-        subject, template = self._to_template(points)
+        subject, template = self._to_template(points, stride)
+        points = points.reshape(-1, 3)
         step_subject = step_template = np.zeros(3)
         if along is not None:
             centre = points.mean(axis=0, keepdims=True)
@@ -75,12 +86,33 @@ class Subject:
             total = total * self.bias(points)
         return total
 
-    def brain(self, points: np.ndarray) -> np.ndarray:
-        """Brain membership 0..1 at scanner points (N, 3); zeros when no mask is known."""
+    def brain(self, points: np.ndarray, stride: int = 1) -> np.ndarray:
+        """Brain membership 0..1 at scanner points (..., 3), flattened; zeros when no
+        mask is known. `stride` as for `signal`."""
         if self.brain_mask is None:
-            return np.zeros(len(points), np.float32)
-        _, template = self._to_template(points)
+            return np.zeros(points.size // 3, np.float32)
+        _, template = self._to_template(points, stride)
         return _sample(self.brain_mask, self.brain_affine, template)
+
+
+def lattice_map(fn: PointMap, lattice: np.ndarray, stride: int) -> np.ndarray:
+    """`fn` over a regular lattice of points (n1, ..., nk, 3), evaluated on every
+    `stride`-th node (extended past the far edges) and multilinearly interpolated."""
+    shape = lattice.shape[:-1]
+    origin = lattice[(0,) * len(shape)]
+    steps = [lattice[tuple(1 if a == axis else 0 for a in range(len(shape)))] - origin
+             if n > 1 else np.zeros(3) for axis, n in enumerate(shape)]
+    coarse_index = [np.arange(0, n - 1 + stride, stride) for n in shape]
+    mesh = np.meshgrid(*coarse_index, indexing="ij")
+    coarse = origin + sum(m[..., None] * step for m, step in zip(mesh, steps))
+    values = fn(coarse.reshape(-1, 3)).reshape(*coarse.shape)
+    for axis, n in enumerate(shape):
+        position = np.arange(n) / stride
+        low = np.floor(position).astype(int)
+        t = (position - low).reshape([-1 if a == axis else 1 for a in range(len(shape))] + [1])
+        values = (np.take(values, low, axis=axis) * (1 - t)
+                  + np.take(values, np.minimum(low + 1, values.shape[axis] - 1), axis=axis) * t)
+    return values
 
 
 def _sample(volume: np.ndarray, affine: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -97,16 +129,17 @@ def slice_geometry(stack: StackSpec, index: int) -> ImageSlice:
 
 
 def render(subject: Subject, geometry: ImageSlice, offsets: np.ndarray,
-           weights: np.ndarray, margin_px: int = 0, phase_axis: int = 0) -> np.ndarray:
+           weights: np.ndarray, margin_px: int = 0, phase_axis: int = 0,
+           stride: int = 1) -> np.ndarray:
     """Signal of one slice, averaged over its slice profile (`offsets` along the normal,
     mm). With `margin_px`, the field of view is extended by that many pixels on both
-    sides of the phase axis (for wrap-around)."""
+    sides of the phase axis (for wrap-around). `stride` as for `Subject.signal`."""
     rows, cols = geometry.shape
     r = np.arange(-margin_px, rows + margin_px) if phase_axis == 0 else np.arange(rows)
     c = np.arange(-margin_px, cols + margin_px) if phase_axis == 1 else np.arange(cols)
     rr, cc = np.meshgrid(r, c, indexing="ij")
-    points = geometry.pixel_to_patient(np.stack([rr, cc], axis=-1)).reshape(-1, 3)
-    total = subject.signal(points, geometry.normal, offsets, weights)
+    points = geometry.pixel_to_patient(np.stack([rr, cc], axis=-1))
+    total = subject.signal(points, geometry.normal, offsets, weights, stride)
     return total.reshape(rr.shape).astype(np.float32)
 
 

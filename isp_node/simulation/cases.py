@@ -29,6 +29,9 @@ LABELS = ("anatomy", "artifact", "irrelevant")
 HEADS = ("mni", "pydeface")
 FAMILIES = ("T1", "T2", "PD")
 ANATOMY_MIN_BRAIN_MM2 = 1000.0  # a slice showing less brain than this is irrelevant
+LESION_FRACTION = 0.2
+PROFILE_SAMPLES, PROFILE_SAMPLES_FAST = 3, 2  # sub-slices averaged across a slice
+ANATOMY_STREAM, HEAD_STREAM = 1, 2  # separate random streams of an individual
 COARSE_TEMPLATE_MM = 2.5  # render from a 2 mm template at this resolution or coarser
 MAX_SIGNAL = 1800.0  # scanner units of the brightest tissue, before noise
 
@@ -145,13 +148,22 @@ def random_pose(rng: np.random.Generator, head_centre: np.ndarray) -> np.ndarray
     return rigid(rotation, offset - rotation @ head_centre)
 
 
-def _head_subject(rng: np.random.Generator, head_name: str, family: str,
-                  with_lesion: bool, coarse: bool) -> tuple[Subject, dict | None]:
+@lru_cache(maxsize=4)
+def individual(head_name: str, anatomy_seed: int) -> tuple[deformation.Deformation, object]:
+    """The individual made from a template by `anatomy_seed`: its deformation and lesion
+    (or None). Cached, so several localizers of one individual cost one deformation."""
+    head = load_head(head_name)
+    rng = np.random.default_rng([anatomy_seed, ANATOMY_STREAM])
+    lesion = lesions.random_lesion(head, rng) if rng.uniform() < LESION_FRACTION else None
+    return deformation.random_deformation(head, rng, lesion=lesion), lesion
+
+
+def _head_subject(rng: np.random.Generator, head_name: str, anatomy_seed: int, family: str,
+                  coarse: bool) -> tuple[Subject, dict | None]:
     head = load_head(head_name)
     volume, affine = _template(head_name, coarse)
     maps = masks.template_maps(head)
-    lesion = lesions.random_lesion(head, rng) if with_lesion else None
-    warp = deformation.random_deformation(head, rng, lesion=lesion)
+    warp, lesion = individual(head_name, anatomy_seed)
     pose = random_pose(rng, maps.brain_centre)
     subject_points = warp.to_subject(np.array(list(head.landmarks.values())))
     scanner_points = subject_points @ pose[:3, :3].T + pose[:3, 3]
@@ -208,21 +220,28 @@ def _capped(stack: StackSpec, resolution_mm: float | None) -> StackSpec:
 
 def simulate_case(seed: int, *, protocol: str | None = None, head: str | None = None,
                   kind: str | None = None, unusable_fraction: float = 0.2,
-                  resolution_mm: float | None = None, heads: tuple[str, ...] = HEADS) -> SimulatedCase:
-    """Simulate one localizer. `resolution_mm` renders no finer than that (fast path)."""
+                  resolution_mm: float | None = None, heads: tuple[str, ...] = HEADS,
+                  anatomy_seed: int | None = None) -> SimulatedCase:
+    """Simulate one localizer. `resolution_mm` renders no finer than that (fast path).
+
+    The individual (head choice, deformation, lesion) comes from `anatomy_seed`
+    (default: `seed`), everything else from `seed`: the same individual can be
+    imaged in many poses, protocols and contrasts.
+    """
+    anatomy_seed = seed if anatomy_seed is None else anatomy_seed
     rng = np.random.default_rng(seed)
     if kind is None:
         kind = str(rng.choice(UNUSABLE_KINDS)) if rng.uniform() < unusable_fraction else "usable"
     if kind not in KINDS:
         raise ValueError(f"unknown case kind {kind!r} (known: {', '.join(KINDS)})")
-    head_name = head or str(rng.choice(heads))
+    head_name = head or str(np.random.default_rng([anatomy_seed, HEAD_STREAM]).choice(heads))
     family = str(rng.choice(FAMILIES, p=[0.5, 0.3, 0.2]))
 
     if kind == "object":
         subject, lesion_info = _object_subject(rng, family), None
     else:
         coarse = resolution_mm is not None and resolution_mm >= COARSE_TEMPLATE_MM
-        subject, lesion_info = _head_subject(rng, head_name, family, rng.uniform() < 0.2, coarse)
+        subject, lesion_info = _head_subject(rng, head_name, anatomy_seed, family, coarse)
     centre = rng.normal(0, [5, 10, 12])
     if kind == "miss":  # centred on the neck or shoulders, or far off to one side
         direction = rng.choice([[0, 0, -1], [0, 0.2, -1], [1, 0, 0], [-1, 0, 0], [0, 0, 1]])
@@ -235,7 +254,8 @@ def simulate_case(seed: int, *, protocol: str | None = None, head: str | None = 
     slices, series_of, severities, applied = [], [], [], []
     for stack in proto.stacks:
         stack = _capped(stack, resolution_mm)
-        offsets, weights = artifacts.slice_profile_weights(stack.thickness, 3, profile)
+        offsets, weights = artifacts.slice_profile_weights(
+            stack.thickness, PROFILE_SAMPLES_FAST if resolution_mm else PROFILE_SAMPLES, profile)
         for index in range(stack.n_slices):
             geometry = slice_geometry(stack, index)
             severity = "heavy" if kind == "artifact" and rng.uniform() < 0.85 else "mild"
@@ -244,7 +264,8 @@ def simulate_case(seed: int, *, protocol: str | None = None, head: str | None = 
                 pixels, done = np.zeros(stack.matrix, np.float32), ["no_signal"]
                 pixels = artifacts.rician_noise(pixels, scale / snr, rng)
             else:
-                signal = render(subject, geometry, offsets, weights, margin, stack.phase_axis)
+                signal = render(subject, geometry, offsets, weights, margin, stack.phase_axis,
+                                stride=2 if resolution_mm else 1)
                 pixels, done = artifacts.apply_random_artifacts(
                     signal * scale, rng, severity, stack.phase_axis, margin)
                 pixels = artifacts.rician_noise(pixels, scale / snr, rng)

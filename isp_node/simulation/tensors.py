@@ -41,7 +41,7 @@ def training_sample(seed: int, grid_shape: tuple[int, int, int] = GRID_SHAPE,
     case = simulate_case(seed, resolution_mm=RENDER_FRACTION * spacing_mm, **case_options)
     grid = Grid.centred(localizer_centre(case.slices), grid_shape, spacing_mm)
     volume = resample(case.slices, grid)
-    brain = case.subject.brain(grid.points().reshape(-1, 3)).reshape(grid.shape)
+    brain = case.subject.brain(grid.points(), stride=2).reshape(grid.shape)
     return TrainingSample(
         seed=seed, volume=volume, brain=brain.astype(np.float32),
         images=np.stack([iq_input(s) for s in case.slices]),
@@ -50,7 +50,9 @@ def training_sample(seed: int, grid_shape: tuple[int, int, int] = GRID_SHAPE,
     )
 
 
-def training_samples(first_seed: int, count: int, **options) -> Iterator[TrainingSample]:
-    """`count` samples with consecutive seeds (deterministic, resumable by seed)."""
+def training_samples(first_seed: int, count: int, views: int = 1,
+                     **options) -> Iterator[TrainingSample]:
+    """`count` samples with consecutive seeds (deterministic, resumable by seed); each
+    individual is imaged `views` times (other pose, protocol, contrast, artifacts)."""
     for seed in range(first_seed, first_seed + count):
-        yield training_sample(seed, **options)
+        yield training_sample(seed, anatomy_seed=seed - seed % views, **options)

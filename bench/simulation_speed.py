@@ -1,0 +1,48 @@
+"""Cases per second of the simulator's two outputs, on one core.
+
+    taskset -c 0 python bench/simulation_speed.py [--n 40]
+
+Output 1: simulate a case at full resolution and write its DICOM files and
+truth.json. Output 2 (the fast path): network inputs and targets without DICOM.
+The first cases (anatomy loading, template maps, object pools) are run before
+timing starts.
+"""
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+from isp_node.simulation.cases import simulate_case  # noqa: E402
+from isp_node.simulation.tensors import training_sample  # noqa: E402
+
+
+def rate(label: str, n: int, run) -> None:
+    started = time.perf_counter()
+    for i in range(n):
+        run(1000 + i)
+    seconds = (time.perf_counter() - started) / n
+    print(f"{label:48s} {1 / seconds:5.2f} cases/s ({seconds * 1000:.0f} ms per case)")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=40, help="cases per measurement")
+    args = parser.parse_args()
+    for seed in range(12):  # warm: heads, template maps, object pools
+        training_sample(seed)
+    out = Path(tempfile.mkdtemp(prefix="isp-node-sim-"))
+    rate("output 1: DICOM + truth.json, full resolution", args.n,
+         lambda seed: simulate_case(seed).write(out / str(seed)))
+    rate("output 2: tensors (64^3 at 4 mm, IQ images)", args.n, training_sample)
+    rate("output 2, 2 views per individual", args.n,
+         lambda seed: training_sample(seed, anatomy_seed=seed - seed % 2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
