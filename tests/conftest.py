@@ -214,23 +214,23 @@ def run_tool(tool: str, *args, timeout: float = 60.0) -> subprocess.CompletedPro
                           timeout=timeout)
 
 
+def _head_or_skip(name: str):
+    from isp_node.simulation import anatomy
+
+    load = {"mni": anatomy.load_mni_head, "pydeface": anatomy.load_pydeface_head}[name]
+    try:
+        return load()
+    except anatomy.AnatomyUnavailable as exc:
+        pytest.skip(f"{name} head not available (no cache, no package index): {exc}")
+
+
 @pytest.fixture(scope="session")
 def mni_head():
     """The MNI training head; skips, saying why, when it can be neither found nor downloaded."""
-    from isp_node.simulation import anatomy
-
-    try:
-        return anatomy.load_mni_head()
-    except anatomy.AnatomyUnavailable as exc:
-        pytest.skip(f"MNI template not available (no cache, no package index): {exc}")
+    return _head_or_skip("mni")
 
 
 @pytest.fixture(scope="session")
 def pydeface_head():
     """The pydeface mean head; skips, saying why, when it is not available."""
-    from isp_node.simulation import anatomy
-
-    try:
-        return anatomy.load_pydeface_head()
-    except anatomy.AnatomyUnavailable as exc:
-        pytest.skip(f"pydeface mean head not available (no cache, no package index): {exc}")
+    return _head_or_skip("pydeface")
