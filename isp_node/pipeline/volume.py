@@ -82,10 +82,12 @@ def parallel_groups(slices: list[ImageSlice]) -> list[list[ImageSlice]]:
     return [sorted(g, key=lambda s: float(s.position @ s.normal)) for g in groups]
 
 
-def intensity_scale(slices: list[ImageSlice]) -> float:
-    """A robust intensity reference: the 99th percentile of the non-background pixels."""
-    values = np.concatenate([s.pixels[::2, ::2].ravel() for s in slices])
-    foreground = values[values > 0.05 * values.max()] if values.max() > 0 else values
+def intensity_scale(image: np.ndarray, coverage: np.ndarray) -> float:
+    """A robust intensity reference: the 99th percentile of the covered, non-background
+    voxels (taken on the grid, so it does not depend on the images' pixel size)."""
+    values = image[coverage > 0.5]
+    foreground = values[values > 0.05 * values.max()] if values.size and values.max() > 0 \
+        else values
     scale = float(np.percentile(foreground, 99)) if foreground.size else 1.0
     return scale if scale > 0 else 1.0
 
@@ -130,8 +132,9 @@ def resample(slices: list[ImageSlice], grid: Grid) -> LocalizerVolume:
     for group in parallel_groups(slices):
         _accumulate_group(group, grid, points, total, weight)
     image = np.where(weight > 0, total / np.maximum(weight, 1e-9), 0.0)
-    image /= intensity_scale(slices)
-    return LocalizerVolume(image.astype(np.float32), np.clip(weight, 0, 1).astype(np.float32), grid)
+    coverage = np.clip(weight, 0, 1)
+    image /= intensity_scale(image, coverage)
+    return LocalizerVolume(image.astype(np.float32), coverage.astype(np.float32), grid)
 
 
 def localizer_centre(slices: list[ImageSlice]) -> np.ndarray:

@@ -30,8 +30,8 @@ HEADS = ("mni", "pydeface")
 FAMILIES = ("T1", "T2", "PD")
 ANATOMY_MIN_BRAIN_MM2 = 1000.0  # a slice showing less brain than this is irrelevant
 LESION_FRACTION = 0.2
-PROFILE_SAMPLES, PROFILE_SAMPLES_FAST = 3, 2  # sub-slices averaged across a slice
-ANATOMY_STREAM, HEAD_STREAM = 1, 2  # separate random streams of an individual
+PROFILE_SAMPLES = 3  # sub-slices averaged across a slice (fewer changes the image)
+ANATOMY_STREAM, HEAD_STREAM, IMAGE_STREAM = 1, 2, 3  # independent random streams
 COARSE_TEMPLATE_MM = 2.5  # render from a 2 mm template at this resolution or coarser
 MAX_SIGNAL = 1800.0  # scanner units of the brightest tissue, before noise
 
@@ -252,23 +252,25 @@ def simulate_case(seed: int, *, protocol: str | None = None, head: str | None = 
     scale = MAX_SIGNAL * float(rng.uniform(0.5, 1.2))
 
     slices, series_of, severities, applied = [], [], [], []
-    for stack in proto.stacks:
-        stack = _capped(stack, resolution_mm)
-        offsets, weights = artifacts.slice_profile_weights(
-            stack.thickness, PROFILE_SAMPLES_FAST if resolution_mm else PROFILE_SAMPLES, profile)
+    for native in proto.stacks:
+        stack = _capped(native, resolution_mm)
+        offsets, weights = artifacts.slice_profile_weights(stack.thickness, PROFILE_SAMPLES, profile)
+        # Noise is set for the protocol's voxels; coarser rendering averages it down.
+        sigma = scale / snr * np.sqrt(_voxel_mm3(native) / _voxel_mm3(stack))
         for index in range(stack.n_slices):
+            # each image draws from its own stream, so resolution does not change the case
+            image_rng = np.random.default_rng([seed, IMAGE_STREAM, len(slices)])
             geometry = slice_geometry(stack, index)
-            severity = "heavy" if kind == "artifact" and rng.uniform() < 0.85 else "mild"
-            margin = int(0.15 * stack.matrix[stack.phase_axis]) if rng.uniform() < 0.3 else 0
+            severity = "heavy" if kind == "artifact" and image_rng.uniform() < 0.85 else "mild"
+            margin = int(0.15 * stack.matrix[stack.phase_axis]) if image_rng.uniform() < 0.3 else 0
             if kind == "noise":
                 pixels, done = np.zeros(stack.matrix, np.float32), ["no_signal"]
-                pixels = artifacts.rician_noise(pixels, scale / snr, rng)
             else:
                 signal = render(subject, geometry, offsets, weights, margin, stack.phase_axis,
                                 stride=2 if resolution_mm else 1)
                 pixels, done = artifacts.apply_random_artifacts(
-                    signal * scale, rng, severity, stack.phase_axis, margin)
-                pixels = artifacts.rician_noise(pixels, scale / snr, rng)
+                    signal * scale, image_rng, severity, stack.phase_axis, margin)
+            pixels = artifacts.rician_noise(pixels, sigma, image_rng)
             slices.append(ImageSlice(pixels.astype(np.float32), geometry.position, geometry.row,
                                      geometry.col, geometry.spacing, geometry.thickness,
                                      uid=f"{seed}:{len(slices)}"))
@@ -280,6 +282,10 @@ def simulate_case(seed: int, *, protocol: str | None = None, head: str | None = 
     return SimulatedCase(seed, kind, head_name if kind != "object" else "object", proto, slices,
                          series_of, labels, applied, subject.pose, subject.landmarks, planes,
                          family, lesion_info, subject)
+
+
+def _voxel_mm3(stack: StackSpec) -> float:
+    return stack.pixel_spacing[0] * stack.pixel_spacing[1] * stack.thickness
 
 
 def _labels(kind: str, severities: list[str], subject: Subject,

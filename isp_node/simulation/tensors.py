@@ -18,7 +18,7 @@ from isp_node.simulation.cases import LABELS, simulate_case
 
 GRID_SHAPE = (64, 64, 64)
 GRID_SPACING_MM = 4.0
-RENDER_FRACTION = 0.75  # render slices at 3/4 of the grid spacing: finer is blurred away
+RENDER_FRACTION = 1.0  # render slices at the grid spacing: finer detail is blurred away
 
 
 @dataclass(frozen=True)
