@@ -50,6 +50,57 @@ def _simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+TRAIN_DATA = {"first_seed": 0, "count": 2000, "heads": ("mni",), "views": 2}
+EVAL_DATA = {"pydeface": {"first_seed": 1_000_000, "count": 300, "heads": ("pydeface",)},
+             "mni": {"first_seed": 2_000_000, "count": 200, "heads": ("mni",)}}
+
+
+def _train(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from isp_node.cascade.datasets import DatasetSpec, make_dataset
+    from isp_node.cascade.training import DEFAULT_RECIPES, train
+
+    configure_logging("WARNING")
+    recipe = DEFAULT_RECIPES[args.task]
+    if args.steps:
+        recipe = replace(recipe, steps=args.steps)
+    data = Path(args.data) / "train"
+    make_dataset(data, DatasetSpec(**TRAIN_DATA))
+    work = Path(args.work) / args.task
+    model, state = train(recipe, data, work)
+    out = Path(args.models)
+    out.mkdir(parents=True, exist_ok=True)
+    name = {"iq": "localizer_iq_net", "coverage": "coverage_net"}[args.task]
+    model.save(out / f"{name}.keras")
+    import json
+
+    (out / f"{name}.recipe.json").write_text(json.dumps(state, indent=1))
+    print(f"trained {name} for {state['step']} steps in {state['seconds'] / 60:.1f} min on "
+          f"{state['samples']} samples; saved {out / (name + '.keras')}")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    import json
+
+    from isp_node.cascade.datasets import DatasetSpec, make_dataset
+    from isp_node.cascade.evaluation import evaluate_coverage, evaluate_iq
+    from isp_node.cascade.inference import load_model
+
+    configure_logging("WARNING")
+    coverage = load_model(Path(args.models) / "coverage_net.keras")
+    iq = load_model(Path(args.models) / "localizer_iq_net.keras") if args.task == "iq" else None
+    results = {}
+    for name, spec in EVAL_DATA.items():
+        shards = make_dataset(Path(args.data) / f"eval_{name}",
+                              DatasetSpec(**spec, unusable_fraction=0.35))
+        results[name] = evaluate_iq(iq, coverage, shards) if args.task == "iq" \
+            else evaluate_coverage(coverage, shards)
+    print(json.dumps(results, indent=1))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="isp-node",
@@ -103,6 +154,22 @@ def build_parser() -> argparse.ArgumentParser:
                           help="fraction of unusable cases when --kind is not given (default 0.2)")
     simulate.add_argument("--quiet", action="store_true", help="no progress bar")
     simulate.set_defaults(func=_simulate)
+
+    for name, func, text in (
+        ("train", _train, "train a network of the cascade on simulated localizers"),
+        ("evaluate", _evaluate, "measure a trained network on held-out simulated localizers"),
+    ):
+        sub = commands.add_parser(name, help=text, description=text + ". Data are simulated "
+                                  "into --data on first use (shards, reused afterwards); "
+                                  "training checkpoints into --work and resumes from there.")
+        sub.add_argument("task", choices=("iq", "coverage"),
+                         help="iq: LocalizerIQ-Net; coverage: Coverage-Net")
+        sub.add_argument("--data", default="var/data", help="simulated data sets (default var/data)")
+        sub.add_argument("--models", default="models", help="trained models (default models)")
+        if name == "train":
+            sub.add_argument("--work", default="var/train", help="checkpoints (default var/train)")
+            sub.add_argument("--steps", type=int, help="training steps (default: the recipe's)")
+        sub.set_defaults(func=func)
     return parser
 
 

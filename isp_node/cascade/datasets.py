@@ -1,0 +1,101 @@
+"""Training and evaluation data for the cascade: shards of simulated samples on disk.
+
+Simulation costs ~0.2 s a case, a training step ~0.3 s, so samples are made
+once, in parallel processes, and stored as compressed shards that training
+reads many times. A shard holds `SHARD_SIZE` consecutive seeds; a shard that
+exists is never made again, so an interrupted generation resumes.
+"""
+
+import multiprocessing
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from isp_node.geometry import PLANE_KEYS
+
+SHARD_SIZE = 25
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """Which simulated cases a data set holds."""
+
+    first_seed: int
+    count: int
+    heads: tuple[str, ...] = ("mni",)
+    unusable_fraction: float = 0.35
+    views: int = 1
+
+    def shard_seeds(self) -> list[int]:
+        return list(range(self.first_seed, self.first_seed + self.count, SHARD_SIZE))
+
+
+def _plane_array(planes: dict) -> np.ndarray:
+    """(keys, 2, 3): centre and normal of every plane key (NaN when not planned)."""
+    out = np.full((len(PLANE_KEYS), 2, 3), np.nan, np.float32)
+    for i, key in enumerate(PLANE_KEYS):
+        if key in planes:
+            out[i] = [planes[key].centre, planes[key].normal]
+    return out
+
+
+def _make_shard(args: tuple[Path, int, int, DatasetSpec]) -> Path:
+    from isp_node.simulation.tensors import training_sample
+
+    path, first, count, spec = args
+    volumes, brains, images, labels, owners, usable, origins, planes, seeds = ([] for _ in range(9))
+    for seed in range(first, first + count):
+        s = training_sample(seed, heads=spec.heads, unusable_fraction=spec.unusable_fraction,
+                            anatomy_seed=seed - seed % spec.views)
+        volumes.append(s.volume.tensor().astype(np.float16))
+        brains.append(np.round(s.brain * 255).astype(np.uint8))
+        images.append(s.images.astype(np.float16))
+        labels.append(s.labels.astype(np.int8))
+        owners.append(np.full(len(s.labels), len(seeds), np.int32))
+        usable.append(s.usable)
+        origins.append(s.volume.grid.origin.astype(np.float32))
+        planes.append(_plane_array(s.planes))
+        seeds.append(seed)
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez_compressed(tmp, volumes=np.stack(volumes), brains=np.stack(brains),
+                        images=np.concatenate(images), labels=np.concatenate(labels),
+                        owners=np.concatenate(owners), usable=np.array(usable),
+                        origins=np.stack(origins), planes=np.stack(planes), seeds=np.array(seeds))
+    tmp.rename(path)
+    return path
+
+
+def make_dataset(directory: Path, spec: DatasetSpec, processes: int = 2,
+                 progress: bool = True) -> list[Path]:
+    """Make the missing shards of `spec` in `directory`; return all shard paths."""
+    from tqdm import tqdm
+
+    directory.mkdir(parents=True, exist_ok=True)
+    jobs = []
+    paths = []
+    for first in spec.shard_seeds():
+        count = min(SHARD_SIZE, spec.first_seed + spec.count - first)
+        path = directory / f"shard_{first:08d}_{count}.npz"
+        paths.append(path)
+        if not path.exists():
+            jobs.append((path, first, count, spec))
+    if jobs:
+        with multiprocessing.get_context("spawn").Pool(processes) as pool:
+            for _ in tqdm(pool.imap_unordered(_make_shard, jobs), total=len(jobs),
+                          desc=f"simulating {directory.name}", unit="shard", disable=not progress):
+                pass
+    return paths
+
+
+def load_shards(paths: list[Path], fields: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """Concatenate `fields` of several shards (per-image fields re-indexed per case)."""
+    out: dict[str, list] = {f: [] for f in fields}
+    cases = 0
+    for path in paths:
+        with np.load(path) as shard:
+            for f in fields:
+                values = shard[f]
+                out[f].append(values + cases if f == "owners" else values)
+            cases += len(shard["seeds"])
+    return {f: np.concatenate(v) for f, v in out.items()}

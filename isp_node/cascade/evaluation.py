@@ -1,0 +1,97 @@
+"""Metrics of the cascade's networks on held-out simulated localizers."""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from isp_node.cascade import datasets
+from isp_node.cascade.models import IQ_CLASSES
+from isp_node.cascade.verdict import localizer_verdict
+from isp_node.simulation.tensors import GRID_SPACING_MM
+
+VOXEL_ML = GRID_SPACING_MM**3 / 1000.0
+
+
+def predict_in_batches(model, x: np.ndarray, batch: int) -> np.ndarray:
+    """Model outputs for `x`, through a warm tf.function in fixed-size batches."""
+    outputs = [model(x[i:i + batch].astype(np.float32), training=False).numpy()
+               for i in range(0, len(x), batch)]
+    return np.concatenate(outputs)
+
+
+@dataclass(frozen=True)
+class Extent:
+    low: np.ndarray  # (3,) mm along x, y, z from the grid origin
+    high: np.ndarray
+
+
+def brain_extent(mask: np.ndarray) -> Extent | None:
+    """First and last brain voxel (mm) along each grid axis, or None without brain."""
+    if not mask.any():
+        return None
+    low, high = [], []
+    for axis in range(3):
+        present = np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != axis)))
+        low.append(present[0])
+        high.append(present[-1])
+    return Extent(np.array(low) * GRID_SPACING_MM, np.array(high) * GRID_SPACING_MM)
+
+
+def dice(a: np.ndarray, b: np.ndarray) -> float:
+    total = a.sum() + b.sum()
+    return float(2 * np.logical_and(a, b).sum() / total) if total else 1.0
+
+
+def evaluate_coverage(model, shards: list[Path]) -> dict:
+    """Dice and brain-extent error (per axis, mm) on cases with a head in view."""
+    data = datasets.load_shards(shards, ("volumes", "brains", "usable"))
+    keep = data["brains"].reshape(len(data["brains"]), -1).max(axis=1) > 127
+    volumes, truth = data["volumes"][keep], data["brains"][keep] > 127
+    predicted = predict_in_batches(model, volumes, 2)[..., 0] > 0.5
+    dices, errors = [], []
+    for p, t in zip(predicted, truth):
+        dices.append(dice(p, t))
+        ep, et = brain_extent(p), brain_extent(t)
+        if ep is None:
+            errors.append(np.full(3, np.inf))
+        else:
+            errors.append(np.maximum(np.abs(ep.low - et.low), np.abs(ep.high - et.high)))
+    dices, errors = np.array(dices), np.array(errors)
+    return {"cases": int(len(dices)), "dice_median": float(np.median(dices)),
+            "dice_p5": float(np.percentile(dices, 5)), "dice_min": float(dices.min()),
+            "extent_error_mm_median": np.median(errors, axis=0).tolist(),
+            "extent_error_mm_p95": np.percentile(errors, 95, axis=0).tolist(),
+            "extent_within_3mm": float(np.mean(np.all(errors <= 3.0, axis=1)))}
+
+
+def evaluate_iq(iq_model, coverage_model, shards: list[Path]) -> dict:
+    """Per-image accuracy and the study-level verdict against the simulated truth."""
+    data = datasets.load_shards(shards, ("images", "labels", "owners", "usable", "volumes"))
+    probabilities = predict_in_batches(iq_model, data["images"][..., None], 256)
+    predicted = probabilities.argmax(axis=1)
+    labels = data["labels"]
+    confusion = np.zeros((3, 3), int)
+    np.add.at(confusion, (labels, predicted), 1)
+    brain = predict_in_batches(coverage_model, data["volumes"], 2)[..., 0] > 0.5
+    flagged_unusable = flagged_usable = 0
+    usable = data["usable"]
+    for case in range(len(usable)):
+        images = data["owners"] == case
+        classes = [IQ_CLASSES[c] for c in predicted[images]]
+        verdict = localizer_verdict(classes, ["?"] * len(classes),
+                                    float(brain[case].sum() * VOXEL_ML))
+        if not verdict.usable:
+            if usable[case]:
+                flagged_usable += 1
+            else:
+                flagged_unusable += 1
+    return {
+        "images": int(len(labels)),
+        "accuracy": float(np.mean(predicted == labels)),
+        "confusion_rows_truth_cols_predicted": confusion.tolist(),
+        "cases": int(len(usable)),
+        "unusable_cases": int((~usable).sum()),
+        "unusable_flagged": float(flagged_unusable / max((~usable).sum(), 1)),
+        "usable_flagged": float(flagged_usable / max(usable.sum(), 1)),
+    }

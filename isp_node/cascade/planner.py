@@ -1,0 +1,104 @@
+"""The cascade as the worker's planner: stages 1-2 today (image quality, brain coverage).
+
+`make_planner()` loads the networks once per worker process; the returned
+planner runs on each completed localizer series and returns the verdict, the
+per-image classes and the brain's extent in patient coordinates.
+"""
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from isp_node.cascade.inference import load_model, warm_function
+from isp_node.cascade.models import IQ_CLASSES
+from isp_node.cascade.verdict import localizer_verdict
+from isp_node.pipeline.image_input import iq_input
+from isp_node.pipeline.loader import LocalizerError, load_localizer
+from isp_node.pipeline.planner import PlanRequest, Planner
+from isp_node.pipeline.volume import Grid, localizer_centre, resample
+from isp_node.simulation.tensors import GRID_SHAPE, GRID_SPACING_MM
+
+MODELS_ENV = "ISP_NODE_MODELS"
+IQ_MODEL = "localizer_iq_net.keras"
+COVERAGE_MODEL = "coverage_net.keras"
+
+
+def models_dir() -> Path:
+    """Where the trained networks are: $ISP_NODE_MODELS, the source checkout's models/,
+    or the installed copy under <prefix>/share/isp-node/models."""
+    candidates = [Path(os.environ[MODELS_ENV])] if os.environ.get(MODELS_ENV) else []
+    candidates += [Path(__file__).resolve().parents[2] / "models",
+                   Path(sys.prefix) / "share" / "isp-node" / "models"]
+    for candidate in candidates:
+        if (candidate / COVERAGE_MODEL).exists():
+            return candidate
+    raise FileNotFoundError(f"no trained models found (looked in {', '.join(map(str, candidates))}); "
+                            f"set {MODELS_ENV}")
+
+
+class Cascade:
+    """Stages 1-2 with their networks loaded and warm."""
+
+    def __init__(self, directory: Path | None = None) -> None:
+        directory = directory or models_dir()
+        self.iq = warm_function(load_model(directory / IQ_MODEL))
+        self.coverage = warm_function(load_model(directory / COVERAGE_MODEL))
+        self.models = {"LocalizerIQ-Net": IQ_MODEL, "Coverage-Net": COVERAGE_MODEL}
+
+    def run(self, slices) -> dict:
+        """Verdict, per-image classes and brain coverage of one localizer's slices."""
+        started = time.perf_counter()
+        images = np.stack([iq_input(s) for s in slices])[..., None]
+        probabilities = self.iq(images).numpy()
+        classes = [IQ_CLASSES[i] for i in probabilities.argmax(axis=1)]
+        grid = Grid.centred(localizer_centre(slices), GRID_SHAPE, GRID_SPACING_MM)
+        volume = resample(slices, grid)
+        brain = self.coverage(volume.tensor()[None]).numpy()[0, ..., 0] > 0.5
+        brain_ml = float(brain.sum() * GRID_SPACING_MM**3 / 1000)
+        verdict = localizer_verdict(classes, [s.orientation for s in slices], brain_ml)
+        result = {
+            "usable": verdict.usable,
+            "message": verdict.message,
+            "image_classes": verdict.counts,
+            "images": [{"uid": s.uid, "orientation": s.orientation, "class": c,
+                        "probabilities": [round(float(v), 4) for v in p]}
+                       for s, c, p in zip(slices, classes, probabilities)],
+            "brain": brain_summary(brain, grid),
+            "planes": [],
+            "models": self.models,
+        }
+        result["seconds"] = round(time.perf_counter() - started, 4)
+        return result
+
+
+def brain_summary(brain: np.ndarray, grid: Grid) -> dict:
+    """Volume, centre and axis-aligned extent (LPS mm) of a brain mask on `grid`."""
+    volume_ml = float(brain.sum() * grid.spacing**3 / 1000)
+    if not brain.any():
+        return {"volume_ml": 0.0}
+    index = np.argwhere(brain)
+    low = grid.origin + (index.min(axis=0) - 0.5) * grid.spacing
+    high = grid.origin + (index.max(axis=0) + 0.5) * grid.spacing
+    centre = grid.origin + index.mean(axis=0) * grid.spacing
+    return {"volume_ml": round(volume_ml, 1), "centre_lps": centre.round(2).tolist(),
+            "low_lps": low.round(2).tolist(), "high_lps": high.round(2).tolist()}
+
+
+def make_planner() -> Planner:
+    """Worker entry point (``[jobs] planner = "isp_node.cascade.planner:make_planner"``)."""
+    cascade = Cascade()
+
+    def plan(request: PlanRequest) -> dict:
+        try:
+            loaded = load_localizer(request.files)
+        except LocalizerError as exc:
+            return {"planner": "cascade", "usable": False, "message": str(exc), "planes": []}
+        result = cascade.run(loaded.slices)
+        result["planner"] = "cascade"
+        result["skipped_files"] = loaded.problems
+        return result
+
+    return plan

@@ -1,0 +1,163 @@
+"""Training of the cascade's networks: fixed seeds, checkpoints, resume, recorded recipe.
+
+`train(recipe, data_dir, work_dir)` trains for `recipe.steps` steps, saving a
+checkpoint (model, optimizer state, step) every `checkpoint_every` steps; run
+it again with the same recipe and it resumes from the last checkpoint.
+"""
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from isp_node.cascade import datasets
+from isp_node.cascade.models import build_coverage_net, build_iq_net
+from isp_node.cascade.runtime import keras, tensorflow
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Everything that determines a trained model, recorded next to it."""
+
+    task: str  # "iq" or "coverage"
+    steps: int
+    batch: int
+    learning_rate: float
+    seed: int = 0
+    checkpoint_every: int = 200
+
+
+DEFAULT_RECIPES = {
+    "iq": Recipe("iq", steps=3000, batch=64, learning_rate=2e-3),
+    "coverage": Recipe("coverage", steps=2500, batch=4, learning_rate=2e-3),
+}
+
+
+def _register():
+    k = keras()
+    tf = tensorflow()
+
+    @k.saving.register_keras_serializable(package="isp_node")
+    def dice_bce(y_true, y_pred):
+        """Binary cross-entropy plus soft Dice loss for the brain mask."""
+        bce = k.losses.binary_crossentropy(y_true, y_pred)
+        axes = (1, 2, 3, 4)
+        inter = tf.reduce_sum(y_true * y_pred, axis=axes)
+        total = tf.reduce_sum(y_true, axis=axes) + tf.reduce_sum(y_pred, axis=axes)
+        dice = 1.0 - (2.0 * inter + 1.0) / (total + 1.0)
+        return tf.reduce_mean(bce, axis=(1, 2, 3)) + dice
+
+    return dice_bce
+
+
+def build_model(recipe: Recipe):
+    k = keras()
+    if recipe.task == "iq":
+        model = build_iq_net()
+        model.compile(k.optimizers.Adam(recipe.learning_rate),
+                      loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    elif recipe.task == "coverage":
+        model = build_coverage_net()
+        model.compile(k.optimizers.Adam(recipe.learning_rate), loss=_register())
+    else:
+        raise ValueError(f"unknown task {recipe.task!r} (known: iq, coverage)")
+    return model
+
+
+def _augment_images(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Random 90-degree turns, flips and intensity scaling: what an image shows does not
+    depend on its orientation on the screen or its brightness."""
+    out = np.rot90(images, k=int(rng.integers(4)), axes=(1, 2))
+    if rng.uniform() < 0.5:
+        out = out[:, :, ::-1]
+    return out * rng.uniform(0.7, 1.3, (len(out), 1, 1))
+
+
+def _augment_volumes(volumes: np.ndarray, brains: np.ndarray,
+                     rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Left-right flips and intensity gamma/scale of the image channel."""
+    if rng.uniform() < 0.5:
+        volumes, brains = volumes[:, ::-1], brains[:, ::-1]
+    volumes = volumes.copy()
+    gamma = rng.uniform(0.7, 1.4, (len(volumes), 1, 1, 1))
+    volumes[..., 0] = np.clip(volumes[..., 0], 0, None) ** gamma * rng.uniform(
+        0.8, 1.2, (len(volumes), 1, 1, 1))
+    return volumes, brains
+
+
+class Batches:
+    """Deterministic random batches of one task from shards held in memory."""
+
+    def __init__(self, recipe: Recipe, shards: list[Path]) -> None:
+        self.recipe = recipe
+        if recipe.task == "iq":
+            data = datasets.load_shards(shards, ("images", "labels"))
+            self.x = data["images"]
+            self.y = data["labels"].astype(np.int32)
+            counts = np.bincount(self.y, minlength=3).astype(float)
+            self.p = (1.0 / np.maximum(counts, 1))[self.y]
+            self.p /= self.p.sum()  # balanced classes
+        else:
+            data = datasets.load_shards(shards, ("volumes", "brains"))
+            self.x = data["volumes"]
+            self.y = data["brains"]
+            self.p = None
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def batch(self, step: int) -> tuple[np.ndarray, np.ndarray]:
+        rng = np.random.default_rng([self.recipe.seed, step])
+        index = rng.choice(len(self.x), self.recipe.batch, p=self.p)
+        if self.recipe.task == "iq":
+            x = _augment_images(self.x[index].astype(np.float32), rng)[..., None]
+            return x.astype(np.float32), self.y[index]
+        x, y = _augment_volumes(self.x[index].astype(np.float32),
+                                self.y[index].astype(np.float32) / 255, rng)
+        return np.ascontiguousarray(x), np.ascontiguousarray(y[..., None])
+
+
+def train(recipe: Recipe, data_dir: Path, work_dir: Path, progress: bool = True):
+    """Train (or resume) `recipe` on the shards in `data_dir`; return the model."""
+    from tqdm import tqdm
+
+    k = keras()
+    work_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint, state_path = work_dir / "checkpoint.keras", work_dir / "state.json"
+    start = 0
+    if state_path.exists() and checkpoint.exists():
+        state = json.loads(state_path.read_text())
+        if state["recipe"] != asdict(recipe):
+            raise ValueError(f"{work_dir} holds a run of another recipe: {state['recipe']}")
+        _register()
+        model, start = k.models.load_model(checkpoint), state["step"]
+    else:
+        k.utils.set_random_seed(recipe.seed)
+        model = build_model(recipe)
+        state = {"recipe": asdict(recipe), "step": 0, "seconds": 0.0, "losses": []}
+    shards = sorted(data_dir.glob("shard_*.npz"))
+    if not shards:
+        raise FileNotFoundError(f"no training shards in {data_dir}")
+    batches = Batches(recipe, shards)
+    state["samples"] = len(batches)
+    state["data"] = str(data_dir)
+    losses: list[float] = []
+    started = time.monotonic()
+    bar = tqdm(range(start, recipe.steps), initial=start, total=recipe.steps,
+               desc=f"training {recipe.task}", unit="step", disable=not progress)
+    for step in bar:
+        x, y = batches.batch(step)
+        result = model.train_on_batch(x, y, return_dict=True)
+        losses.append(float(result["loss"]))
+        if (step + 1) % 20 == 0:
+            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
+        if (step + 1) % recipe.checkpoint_every == 0 or step + 1 == recipe.steps:
+            model.save(checkpoint)
+            state["step"] = step + 1
+            state["seconds"] += time.monotonic() - started
+            started = time.monotonic()
+            state["losses"].append([step + 1, float(np.mean(losses[-recipe.checkpoint_every:]))])
+            state_path.write_text(json.dumps(state, indent=1))
+    return model, state

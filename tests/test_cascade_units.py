@@ -1,0 +1,67 @@
+"""The cascade's pieces that need no trained weights: verdicts, model shapes, training
+resume, brain summaries."""
+
+import json
+
+import numpy as np
+import pytest
+
+from isp_node.cascade.verdict import localizer_verdict
+from isp_node.pipeline.volume import Grid
+
+
+def test_verdicts_and_messages():
+    usable = localizer_verdict(["anatomy"] * 6, ["sagittal"] * 2 + ["coronal"] * 2 + ["axial"] * 2,
+                               1100.0)
+    assert usable.usable and usable.counts == {"anatomy": 6, "artifact": 0, "irrelevant": 0}
+    noisy = localizer_verdict(["artifact"] * 5 + ["anatomy"], ["axial"] * 6, 900.0)
+    assert not noisy.usable and "keep still" in noisy.message
+    empty = localizer_verdict(["irrelevant"] * 6, ["axial"] * 6, 0.0)
+    assert not empty.usable and "no brain" in empty.message
+    uncovered = localizer_verdict(["anatomy"] * 4, ["axial"] * 4, 120.0)
+    assert not uncovered.usable and "not covered" in uncovered.message
+    one_plane = localizer_verdict(["anatomy", "anatomy", "irrelevant", "irrelevant"],
+                                  ["axial", "axial", "sagittal", "sagittal"], 900.0)
+    assert not one_plane.usable and "sagittal" in one_plane.message
+
+
+def test_brain_summary_in_patient_coordinates():
+    from isp_node.cascade.planner import brain_summary
+
+    grid = Grid.centred(np.zeros(3), (10, 10, 10), 4.0)
+    brain = np.zeros((10, 10, 10), bool)
+    brain[2:5, 3:7, 1:9] = True
+    summary = brain_summary(brain, grid)
+    assert summary["volume_ml"] == pytest.approx(3 * 4 * 8 * 0.064, abs=0.05)
+    np.testing.assert_allclose(summary["low_lps"], grid.origin + (np.array([2, 3, 1]) - 0.5) * 4)
+    np.testing.assert_allclose(summary["high_lps"], grid.origin + (np.array([4, 6, 8]) + 0.5) * 4)
+
+
+def test_model_shapes():
+    from isp_node.cascade.models import build_coverage_net, build_iq_net
+
+    iq = build_iq_net()
+    assert iq(np.zeros((2, 64, 64, 1), np.float32)).shape == (2, 3)
+    coverage = build_coverage_net(shape=(32, 32, 32))
+    assert coverage(np.zeros((1, 32, 32, 32, 2), np.float32)).shape == (1, 32, 32, 32, 1)
+
+
+def test_training_checkpoints_and_resumes(tmp_path):
+    from isp_node.cascade.training import Recipe, train
+
+    rng = np.random.default_rng(0)
+    np.savez_compressed(tmp_path / "shard_00000000_4.npz",
+                        images=rng.random((40, 64, 64)).astype(np.float16),
+                        labels=rng.integers(0, 3, 40).astype(np.int8),
+                        owners=np.repeat(np.arange(4), 10), seeds=np.arange(4))
+    recipe = Recipe("iq", steps=4, batch=8, learning_rate=1e-3, checkpoint_every=2)
+    _, state = train(recipe, tmp_path, tmp_path / "work", progress=False)
+    assert state["step"] == 4 and len(state["losses"]) == 2
+    longer = Recipe("iq", steps=4, batch=8, learning_rate=1e-3, checkpoint_every=2)
+    _, again = train(longer, tmp_path, tmp_path / "work", progress=False)
+    assert again["step"] == 4  # nothing left to do: resumed at the end
+    saved = json.loads((tmp_path / "work" / "state.json").read_text())
+    assert saved["recipe"]["task"] == "iq"
+    with pytest.raises(ValueError, match="another recipe"):
+        train(Recipe("iq", steps=6, batch=8, learning_rate=1e-3, checkpoint_every=2),
+              tmp_path, tmp_path / "work", progress=False)
