@@ -66,7 +66,7 @@ class StorageSettings:
 
 @dataclass(frozen=True)
 class JobSettings:
-    planner: str = "isp_node.pipeline.series_check:make_planner"
+    planner: str = "isp_node.cascade.planner:make_planner"
     max_attempts: int = 2
 
 

@@ -15,9 +15,10 @@ from pynetdicom.sop_class import (
 
 from isp_node.config import config_from_dict
 from isp_node.service import Node
-from isp_node.simulation.phantom import phantom_localizer, write_series
+from isp_node.simulation.cases import simulate_case
 
 SCANNER = "DEMOSCANNER"
+DEMO_SEED = 2026
 
 
 def _demo_node(storage: Path) -> Node:
@@ -67,8 +68,9 @@ def run_demo(out: Path | None = None) -> int:
 
 def _exercise(node: Node, out: Path) -> int:
     print(f"isp-node demo: node ISPNODE listening on 127.0.0.1:{node.port}")
-    datasets = phantom_localizer(seed=2026)
-    files = write_series(datasets, out / "localizer")
+    case = simulate_case(DEMO_SEED, kind="usable", protocol="three_plane", head="mni")
+    files = case.write(out / "localizer")
+    datasets = case.datasets()
     study = datasets[0].StudyInstanceUID
 
     ae = _scanner()
@@ -90,9 +92,13 @@ def _exercise(node: Node, out: Path) -> int:
         import json
 
         result = json.loads(job["result"])
-        print(f"  planner   {result.get('planner')}: {result.get('message')}")
-        print(f"            images by orientation: {result.get('orientations')}")
-        print(f"  planes    {len(result.get('planes', []))} planned")
+        print(f"  verdict   {'usable' if result.get('usable') else 'NOT usable'}: "
+              f"{result.get('message')} (images: {result.get('image_classes')})")
+        brain = result.get("brain", {})
+        if brain.get("volume_ml"):
+            print(f"  brain     {brain['volume_ml']:.0f} ml, centre {brain['centre_lps']} mm LPS, "
+                  f"extent {brain['low_lps']} to {brain['high_lps']}")
+        print(f"  planes    {len(result.get('planes', []))} planned (Orientation-Net not installed yet)")
     else:
         print(f"  error     {job['error']}")
 

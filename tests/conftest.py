@@ -121,6 +121,8 @@ def write_config(path: Path, storage_dir: Path, port: int, peers: list[dict], **
         "node": {"ae_title": NODE_AE, "host": "127.0.0.1", "port": port,
                  "storage_dir": str(storage_dir), "workers": 1},
         "series": {"quiet_seconds": 30.0},
+        # the node's own tests need no networks; tests of the cascade set its planner
+        "jobs": {"planner": "isp_node.pipeline.series_check:make_planner"},
         "network": {"acse_timeout": 5.0},
     }
     for name, values in sections.items():

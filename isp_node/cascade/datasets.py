@@ -15,6 +15,7 @@ import numpy as np
 from isp_node.geometry import PLANE_KEYS
 
 SHARD_SIZE = 25
+FORMAT = 2  # shards of another format are made again
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ def _make_shard(args: tuple[Path, int, int, DatasetSpec]) -> Path:
 
     path, first, count, spec = args
     volumes, brains, images, labels, owners, usable, origins, planes, seeds = ([] for _ in range(9))
+    kinds, orientations, areas = [], [], []
     for seed in range(first, first + count):
         s = training_sample(seed, heads=spec.heads, unusable_fraction=spec.unusable_fraction,
                             anatomy_seed=seed - seed % spec.views)
@@ -57,11 +59,16 @@ def _make_shard(args: tuple[Path, int, int, DatasetSpec]) -> Path:
         origins.append(s.volume.grid.origin.astype(np.float32))
         planes.append(_plane_array(s.planes))
         seeds.append(seed)
+        kinds.append(s.kind)
+        orientations.extend(s.orientations)
+        areas.append(s.brain_mm2)
     tmp = path.with_suffix(".tmp.npz")
     np.savez_compressed(tmp, volumes=np.stack(volumes), brains=np.stack(brains),
                         images=np.concatenate(images), labels=np.concatenate(labels),
                         owners=np.concatenate(owners), usable=np.array(usable),
-                        origins=np.stack(origins), planes=np.stack(planes), seeds=np.array(seeds))
+                        origins=np.stack(origins), planes=np.stack(planes), seeds=np.array(seeds),
+                        kinds=np.array(kinds), orientations=np.array(orientations),
+                        brain_mm2=np.concatenate(areas))
     tmp.rename(path)
     return path
 
@@ -72,11 +79,13 @@ def make_dataset(directory: Path, spec: DatasetSpec, processes: int = 2,
     from tqdm import tqdm
 
     directory.mkdir(parents=True, exist_ok=True)
+    for leftover in directory.glob("*.tmp.npz"):  # from an interrupted run
+        leftover.unlink()
     jobs = []
     paths = []
     for first in spec.shard_seeds():
         count = min(SHARD_SIZE, spec.first_seed + spec.count - first)
-        path = directory / f"shard_{first:08d}_{count}.npz"
+        path = directory / f"shard_v{FORMAT}_{first:08d}_{count}.npz"
         paths.append(path)
         if not path.exists():
             jobs.append((path, first, count, spec))

@@ -137,7 +137,7 @@ def train(recipe: Recipe, data_dir: Path, work_dir: Path, progress: bool = True)
         k.utils.set_random_seed(recipe.seed)
         model = build_model(recipe)
         state = {"recipe": asdict(recipe), "step": 0, "seconds": 0.0, "losses": []}
-    shards = sorted(data_dir.glob("shard_*.npz"))
+    shards = sorted(data_dir.glob(f"shard_v{datasets.FORMAT}_*.npz"))
     if not shards:
         raise FileNotFoundError(f"no training shards in {data_dir}")
     batches = Batches(recipe, shards)

@@ -80,6 +80,7 @@ class SimulatedCase:
     family: str
     lesion: dict | None
     subject: Subject | None = field(default=None, repr=False)
+    brain_mm2: list[float] = field(default_factory=list)  # brain area each image shows
 
     @property
     def usable(self) -> bool:
@@ -126,8 +127,10 @@ class SimulatedCase:
             "landmarks": {k: v.tolist() for k, v in self.landmarks.items()},
             "images": [
                 {"sop_instance_uid": ds.SOPInstanceUID, "series_instance_uid": ds.SeriesInstanceUID,
-                 "label": label, "artifacts": applied, "orientation": s.orientation}
-                for ds, s, label, applied in zip(self.datasets(), self.slices, self.labels, self.applied)
+                 "label": label, "artifacts": applied, "orientation": s.orientation,
+                 "brain_mm2": round(area, 1)}
+                for ds, s, label, applied, area in zip(self.datasets(), self.slices, self.labels,
+                                                       self.applied, self.brain_mm2)
             ],
         }
 
@@ -277,22 +280,26 @@ def simulate_case(seed: int, *, protocol: str | None = None, head: str | None = 
             series_of.append(stack.series)
             applied.append(list(done))
             severities.append(severity)
-    labels = _labels(kind, severities, subject, slices)
+    areas = brain_areas_mm2(subject, slices) if kind not in ("object", "noise") else \
+        np.zeros(len(slices))
+    labels = _labels(severities, areas)
     planes = plane_catalogue(subject.landmarks) if subject.landmarks else {}
     return SimulatedCase(seed, kind, head_name if kind != "object" else "object", proto, slices,
                          series_of, labels, applied, subject.pose, subject.landmarks, planes,
-                         family, lesion_info, subject)
+                         family, lesion_info, subject, brain_mm2=[float(a) for a in areas])
 
 
 def _voxel_mm3(stack: StackSpec) -> float:
     return stack.pixel_spacing[0] * stack.pixel_spacing[1] * stack.thickness
 
 
-def _labels(kind: str, severities: list[str], subject: Subject,
-            slices: list[ImageSlice]) -> list[str]:
-    """anatomy / artifact / irrelevant for each image."""
-    areas = brain_areas_mm2(subject, slices) if kind not in ("object", "noise") else \
-        np.zeros(len(slices))
-    return ["artifact" if kind == "noise" or severity == "heavy" else
+def _labels(severities: list[str], areas: np.ndarray) -> list[str]:
+    """anatomy / artifact / irrelevant for each image.
+
+    artifact: dominated by a heavy artifact, whatever it shows. irrelevant: shows
+    too little brain to plan on (another body part, an object, or nothing: an
+    empty field of view is pure noise). anatomy: the rest.
+    """
+    return ["artifact" if severity == "heavy" else
             "irrelevant" if area < ANATOMY_MIN_BRAIN_MM2 else "anatomy"
             for severity, area in zip(severities, areas)]

@@ -31,6 +31,9 @@ class TrainingSample:
     images: np.ndarray  # (n_images, 64, 64) float32: LocalizerIQ-Net inputs
     labels: np.ndarray  # (n_images,) int: index into LABELS
     usable: bool
+    kind: str
+    orientations: list[str]  # of each image
+    brain_mm2: np.ndarray  # (n_images,) brain area each image shows
     planes: dict[str, Plane]  # scanner LPS
     landmarks: dict[str, np.ndarray]  # scanner LPS
 
@@ -46,7 +49,9 @@ def training_sample(seed: int, grid_shape: tuple[int, int, int] = GRID_SHAPE,
         seed=seed, volume=volume, brain=brain.astype(np.float32),
         images=np.stack([iq_input(s) for s in case.slices]),
         labels=np.array([LABELS.index(label) for label in case.labels]),
-        usable=case.usable, planes=case.planes, landmarks=case.landmarks,
+        usable=case.usable, kind=case.kind, orientations=[s.orientation for s in case.slices],
+        brain_mm2=np.array(case.brain_mm2, np.float32), planes=case.planes,
+        landmarks=case.landmarks,
     )
 
 
