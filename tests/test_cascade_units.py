@@ -53,7 +53,8 @@ def test_training_checkpoints_and_resumes(tmp_path):
     np.savez_compressed(tmp_path / "shard_v2_00000000_4.npz",
                         images=rng.random((40, 64, 64)).astype(np.float16),
                         labels=rng.integers(0, 3, 40).astype(np.int8),
-                        owners=np.repeat(np.arange(4), 10), seeds=np.arange(4))
+                        owners=np.repeat(np.arange(4), 10), seeds=np.arange(4),
+                        brain_mm2=rng.uniform(0, 5000, 40).astype(np.float32))
     recipe = Recipe("iq", steps=4, batch=8, learning_rate=1e-3, checkpoint_every=2)
     _, state = train(recipe, tmp_path, tmp_path / "work", progress=False)
     assert state["step"] == 4 and len(state["losses"]) == 2

@@ -8,6 +8,7 @@ import numpy as np
 from isp_node.cascade import datasets
 from isp_node.cascade.models import IQ_CLASSES
 from isp_node.cascade.verdict import localizer_verdict
+from isp_node.simulation.cases import ANATOMY_MIN_BRAIN_MM2
 from isp_node.simulation.tensors import GRID_SPACING_MM
 
 VOXEL_ML = GRID_SPACING_MM**3 / 1000.0
@@ -67,31 +68,38 @@ def evaluate_coverage(model, shards: list[Path]) -> dict:
 
 def evaluate_iq(iq_model, coverage_model, shards: list[Path]) -> dict:
     """Per-image accuracy and the study-level verdict against the simulated truth."""
-    data = datasets.load_shards(shards, ("images", "labels", "owners", "usable", "volumes"))
+    data = datasets.load_shards(shards, ("images", "labels", "owners", "usable", "volumes",
+                                         "orientations", "brain_mm2", "kinds"))
     probabilities = predict_in_batches(iq_model, data["images"][..., None], 256)
     predicted = probabilities.argmax(axis=1)
     labels = data["labels"]
     confusion = np.zeros((3, 3), int)
     np.add.at(confusion, (labels, predicted), 1)
     brain = predict_in_batches(coverage_model, data["volumes"], 2)[..., 0] > 0.5
-    flagged_unusable = flagged_usable = 0
     usable = data["usable"]
+    flagged = np.zeros(len(usable), bool)
+    missed_kinds: list[str] = []
     for case in range(len(usable)):
         images = data["owners"] == case
         classes = [IQ_CLASSES[c] for c in predicted[images]]
-        verdict = localizer_verdict(classes, ["?"] * len(classes),
+        verdict = localizer_verdict(classes, list(data["orientations"][images]),
                                     float(brain[case].sum() * VOXEL_ML))
-        if not verdict.usable:
-            if usable[case]:
-                flagged_usable += 1
-            else:
-                flagged_unusable += 1
+        flagged[case] = not verdict.usable
+        if not usable[case] and verdict.usable:
+            missed_kinds.append(str(data["kinds"][case]))
+    area = data["brain_mm2"] / ANATOMY_MIN_BRAIN_MM2
+    clear = ~((area > 0.5) & (area < 1.5) & (labels != IQ_CLASSES.index("artifact")))
     return {
         "images": int(len(labels)),
         "accuracy": float(np.mean(predicted == labels)),
+        "accuracy_clear_images": float(np.mean(predicted[clear] == labels[clear])),
+        "borderline_images": int((~clear).sum()),
+        "recall_per_class": {c: float(confusion[i, i] / max(confusion[i].sum(), 1))
+                             for i, c in enumerate(IQ_CLASSES)},
         "confusion_rows_truth_cols_predicted": confusion.tolist(),
         "cases": int(len(usable)),
         "unusable_cases": int((~usable).sum()),
-        "unusable_flagged": float(flagged_unusable / max((~usable).sum(), 1)),
-        "usable_flagged": float(flagged_usable / max(usable.sum(), 1)),
+        "unusable_flagged": float(flagged[~usable].mean()) if (~usable).any() else 1.0,
+        "unusable_missed_kinds": missed_kinds,
+        "usable_flagged": float(flagged[usable].mean()) if usable.any() else 0.0,
     }

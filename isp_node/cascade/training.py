@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from isp_node.cascade import datasets
-from isp_node.cascade.models import build_coverage_net, build_iq_net
+from isp_node.cascade.models import IQ_CLASSES, build_coverage_net, build_iq_net
+from isp_node.simulation.cases import ANATOMY_MIN_BRAIN_MM2
 from isp_node.cascade.runtime import keras, tensorflow
 
 
@@ -92,13 +93,19 @@ class Batches:
 
     def __init__(self, recipe: Recipe, shards: list[Path]) -> None:
         self.recipe = recipe
+        self.weights = None
         if recipe.task == "iq":
-            data = datasets.load_shards(shards, ("images", "labels"))
+            data = datasets.load_shards(shards, ("images", "labels", "brain_mm2"))
             self.x = data["images"]
             self.y = data["labels"].astype(np.int32)
             counts = np.bincount(self.y, minlength=3).astype(float)
             self.p = (1.0 / np.maximum(counts, 1))[self.y]
             self.p /= self.p.sum()  # balanced classes
+            # images showing about as much brain as the anatomy threshold are a matter
+            # of definition, not of seeing: they count less
+            area = data["brain_mm2"] / ANATOMY_MIN_BRAIN_MM2
+            borderline = (area > 0.5) & (area < 1.5) & (self.y != IQ_CLASSES.index("artifact"))
+            self.weights = np.where(borderline, 0.3, 1.0).astype(np.float32)
         else:
             data = datasets.load_shards(shards, ("volumes", "brains"))
             self.x = data["volumes"]
@@ -113,10 +120,10 @@ class Batches:
         index = rng.choice(len(self.x), self.recipe.batch, p=self.p)
         if self.recipe.task == "iq":
             x = _augment_images(self.x[index].astype(np.float32), rng)[..., None]
-            return x.astype(np.float32), self.y[index]
+            return x.astype(np.float32), self.y[index], self.weights[index]
         x, y = _augment_volumes(self.x[index].astype(np.float32),
                                 self.y[index].astype(np.float32) / 255, rng)
-        return np.ascontiguousarray(x), np.ascontiguousarray(y[..., None])
+        return np.ascontiguousarray(x), np.ascontiguousarray(y[..., None]), None
 
 
 def train(recipe: Recipe, data_dir: Path, work_dir: Path, progress: bool = True):
@@ -148,8 +155,8 @@ def train(recipe: Recipe, data_dir: Path, work_dir: Path, progress: bool = True)
     bar = tqdm(range(start, recipe.steps), initial=start, total=recipe.steps,
                desc=f"training {recipe.task}", unit="step", disable=not progress)
     for step in bar:
-        x, y = batches.batch(step)
-        result = model.train_on_batch(x, y, return_dict=True)
+        x, y, weights = batches.batch(step)
+        result = model.train_on_batch(x, y, sample_weight=weights, return_dict=True)
         losses.append(float(result["loss"]))
         if (step + 1) % 20 == 0:
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
