@@ -24,7 +24,7 @@ def _send(node, paths):
     assert statuses == [0] * len(paths)
 
 
-@pytest.mark.parametrize("kind", ["usable", "object"])
+@pytest.mark.parametrize("kind", ["usable", "artifact"])
 def test_worker_judges_the_localizer(make_node, tmp_path, kind, mni_head, pydeface_head):
     assert (models_dir() / COVERAGE_MODEL).exists()
     case = simulate_case(4242, kind=kind, protocol="three_plane", head="mni")
@@ -40,4 +40,4 @@ def test_worker_judges_the_localizer(make_node, tmp_path, kind, mni_head, pydefa
         assert result["usable"], result["message"]
         assert 800 < result["brain"]["volume_ml"] < 2200
     else:
-        assert not result["usable"] and "no brain" in result["message"]
+        assert not result["usable"] and "artifacts" in result["message"]

@@ -31,8 +31,8 @@ class Recipe:
 
 
 DEFAULT_RECIPES = {
-    "iq": Recipe("iq", steps=3000, batch=64, learning_rate=2e-3),
-    "coverage": Recipe("coverage", steps=2500, batch=4, learning_rate=2e-3),
+    "iq": Recipe("iq", steps=4000, batch=64, learning_rate=2e-3),
+    "coverage": Recipe("coverage", steps=1500, batch=4, learning_rate=2e-3),
 }
 
 

@@ -1,9 +1,10 @@
 """The localizer quality verdict: usable or not, and what the operator should do.
 
 Stage 1 classes each image (anatomy / artifact / irrelevant); stage 2 measures
-how much brain the localizer covers. A localizer is usable when at least
-`MIN_ANATOMY_IMAGES` images show anatomy and the covered brain is at least
-`MIN_BRAIN_ML`; otherwise the message says why, in the technologist's words.
+how much brain the localizer covers. A localizer is usable when no more than a
+third of its head images are artifact-dominated, at least `MIN_ANATOMY_IMAGES`
+images show anatomy and the covered brain is at least `MIN_BRAIN_ML`; otherwise
+the message says why, in the technologist's words.
 """
 
 from collections import Counter
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 
 MIN_ANATOMY_IMAGES = 2
 MIN_BRAIN_ML = 300.0
+MAX_ARTIFACT_SHARE = 0.34  # of the images showing a head: more artifact is not planned on
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,10 @@ def localizer_verdict(classes: list[str], orientations: list[str],
     counts = Counter(classes)
     summary = {c: counts.get(c, 0) for c in ("anatomy", "artifact", "irrelevant")}
     anatomy = summary["anatomy"]
+    if summary["artifact"] > max(1, MAX_ARTIFACT_SHARE * (anatomy + summary["artifact"])):
+        return Verdict(False, "localizer images dominated by artifacts (motion, noise or "
+                       "interference): ask the patient to keep still and repeat the "
+                       "localizer", summary)
     if anatomy < MIN_ANATOMY_IMAGES:
         if summary["artifact"] >= summary["irrelevant"]:
             return Verdict(False, "localizer images dominated by artifacts (motion, noise or "
