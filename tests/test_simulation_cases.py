@@ -51,7 +51,7 @@ def test_protocols_follow_the_accepted_ranges(protocol):
 
 def test_labels_of_unusable_kinds():
     assert set(simulate_case(1, kind="object", resolution_mm=3.0).labels) == {"irrelevant"}
-    assert set(simulate_case(2, kind="noise", resolution_mm=3.0).labels) == {"artifact"}
+    assert set(simulate_case(2, kind="noise", resolution_mm=3.0).labels) == {"irrelevant"}
     artifact = simulate_case(3, kind="artifact", resolution_mm=3.0).labels
     assert artifact.count("artifact") >= len(artifact) // 2
     miss = simulate_case(4, kind="miss", resolution_mm=3.0).labels

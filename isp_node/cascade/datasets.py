@@ -15,7 +15,7 @@ import numpy as np
 from isp_node.geometry import PLANE_KEYS
 
 SHARD_SIZE = 25
-FORMAT = 2  # shards of another format are made again
+FORMAT = 3  # shards of another format are made again (3: averaged Rician noise)
 
 
 @dataclass(frozen=True)

@@ -258,8 +258,8 @@ def simulate_case(seed: int, *, protocol: str | None = None, head: str | None = 
     for native in proto.stacks:
         stack = _capped(native, resolution_mm)
         offsets, weights = artifacts.slice_profile_weights(stack.thickness, PROFILE_SAMPLES, profile)
-        # Noise is set for the protocol's voxels; coarser rendering averages it down.
-        sigma = scale / snr * np.sqrt(_voxel_mm3(native) / _voxel_mm3(stack))
+        # Noise is set for the protocol's voxels; coarser rendering averages it.
+        sigma, samples = scale / snr, _voxel_mm3(stack) / _voxel_mm3(native)
         for index in range(stack.n_slices):
             # each image draws from its own stream, so resolution does not change the case
             image_rng = np.random.default_rng([seed, IMAGE_STREAM, len(slices)])
@@ -273,7 +273,8 @@ def simulate_case(seed: int, *, protocol: str | None = None, head: str | None = 
                                 stride=2 if resolution_mm else 1)
                 pixels, done = artifacts.apply_random_artifacts(
                     signal * scale, image_rng, severity, stack.phase_axis, margin)
-            pixels = artifacts.rician_noise(pixels, sigma, image_rng)
+            pixels = artifacts.rician_noise(pixels, sigma, image_rng) if samples <= 1 else \
+                artifacts.averaged_rician_noise(pixels, sigma, samples, image_rng)
             slices.append(ImageSlice(pixels.astype(np.float32), geometry.position, geometry.row,
                                      geometry.col, geometry.spacing, geometry.thickness,
                                      uid=f"{seed}:{len(slices)}"))
