@@ -50,7 +50,7 @@ def test_training_checkpoints_and_resumes(tmp_path):
     from isp_node.cascade.training import Recipe, train
 
     rng = np.random.default_rng(0)
-    np.savez_compressed(tmp_path / "shard_v3_00000000_4.npz",
+    np.savez_compressed(tmp_path / "shard_v4_00000000_4.npz",
                         images=rng.random((40, 64, 64)).astype(np.float16),
                         labels=rng.integers(0, 3, 40).astype(np.int8),
                         owners=np.repeat(np.arange(4), 10), seeds=np.arange(4),

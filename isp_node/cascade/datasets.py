@@ -15,7 +15,7 @@ import numpy as np
 from isp_node.geometry import PLANE_KEYS
 
 SHARD_SIZE = 25
-FORMAT = 3  # shards of another format are made again (3: averaged Rician noise)
+FORMAT = 4  # shards of another format are made again (4: noise model, head sizes)
 
 
 @dataclass(frozen=True)

@@ -27,8 +27,9 @@ def iq_input(s: ImageSlice, size: int = IQ_SIZE) -> np.ndarray:
     sigma = [max(0.0, 0.4 * step / sp - 0.4) for sp in s.spacing]
     pixels = ndimage.gaussian_filter(s.pixels.astype(np.float32), sigma) if max(sigma) > 0 \
         else s.pixels.astype(np.float32)
-    out = ndimage.map_coordinates(pixels, [np.broadcast_to(r, (size, size)),
-                                           np.broadcast_to(c, (size, size))],
-                                  order=1, cval=0.0)
+    rr, cc = np.broadcast_to(r, (size, size)), np.broadcast_to(c, (size, size))
+    # pixels cover half a pixel beyond their centres; only beyond that is outside
+    inside = (rr > -0.5) & (rr < rows - 0.5) & (cc > -0.5) & (cc < cols - 0.5)
+    out = ndimage.map_coordinates(pixels, [rr, cc], order=1, mode="nearest") * inside
     scale = float(np.percentile(out, 99))
     return (out / scale if scale > 0 else out).astype(np.float32)

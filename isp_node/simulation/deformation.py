@@ -75,8 +75,8 @@ LESION_WEIGHT_WIDTH_MM = 8.0  # the mass effect fades over the outer 0.5-8.5 mm 
 class Amplitudes:
     """Standard deviations of the random components at ``strength=1`` (mm, degrees, fractions)."""
 
-    scale: float = 0.04
-    scale_limit: float = 0.08
+    scale: float = 0.07  # per axis: head size and shape vary by about +-10% between adults
+    scale_limit: float = 0.18
     shear: float = 0.02
     smooth_mm: float = 1.5
     smooth_length_mm: float = 50.0
