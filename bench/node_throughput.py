@@ -9,7 +9,6 @@ time from each storescu's exit (after A-RELEASE) to its job starting.
 """
 
 import argparse
-import os
 import socket
 import sqlite3
 import statistics

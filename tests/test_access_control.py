@@ -1,6 +1,5 @@
 """Who may associate and what they may do, checked over real associations."""
 
-import subprocess
 import time
 
 import pydicom

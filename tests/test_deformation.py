@@ -9,9 +9,7 @@ import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
-from isp_node.geometry import centre_distance_mm, normal_angle_deg, plane_catalogue
-from isp_node.simulation import anatomy
-from isp_node.simulation.anatomy import AnatomyUnavailable
+from isp_node.geometry import normal_angle_deg, plane_catalogue
 from isp_node.simulation.deformation import (
     Deformation, identity_deformation, interior_weight, random_deformation)
 from isp_node.simulation.lesions import Lesion, random_lesion

@@ -154,7 +154,7 @@ def test_kill_between_images_loses_nothing_acknowledged(make_node, localizer):
     for path in paths:
         assert pydicom.dcmread(node.storage / path).SOPInstanceUID in present
     assert send(node, datasets) == [0x0000] * 9  # the scanner re-sends the series
-    jobs = node.wait_jobs(1)
+    node.wait_jobs(1)
     time.sleep(1.0)
     assert len(node.jobs()) == 1 and node.jobs()[0]["state"] == "done"
     assert instance_count(node) == 9

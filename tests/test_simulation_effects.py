@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from isp_node.simulation import artifacts, objects
-from isp_node.simulation.contrast import FAMILIES, ContrastMap, lesion_intensity, white_matter_level
+from isp_node.simulation.contrast import ContrastMap, lesion_intensity, white_matter_level
 
 # Tissue levels in T1 template units (white matter = 1), as documented in contrast.py.
 AIR, BONE, CSF, GM, WM, FAT = 0.0, 0.1, 0.3, 0.7, 1.0, 1.2

@@ -24,9 +24,7 @@ def iq_input(s: ImageSlice, size: int = IQ_SIZE) -> np.ndarray:
     offsets = (np.arange(size) - (size - 1) / 2) * step
     r = centre_r + offsets[:, None] / s.spacing[0]
     c = centre_c + offsets[None, :] / s.spacing[1]
-    sigma = [max(0.0, 0.4 * step / sp - 0.4) for sp in s.spacing]
-    pixels = ndimage.gaussian_filter(s.pixels.astype(np.float32), sigma) if max(sigma) > 0 \
-        else s.pixels.astype(np.float32)
+    pixels = s.antialiased(step)
     rr, cc = np.broadcast_to(r, (size, size)), np.broadcast_to(c, (size, size))
     # pixels cover half a pixel beyond their centres; only beyond that is outside
     inside = (rr > -0.5) & (rr < rows - 0.5) & (cc > -0.5) & (cc < cols - 0.5)

@@ -7,6 +7,7 @@ networks get the same representation from real and simulated localizers.
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy import ndimage
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,13 @@ class ImageSlice:
         d = np.asarray(points, dtype=float) - self.position
         rc = np.stack([d @ self.col / self.spacing[0], d @ self.row / self.spacing[1]], axis=-1)
         return rc, d @ self.normal
+
+    def antialiased(self, step_mm: float) -> np.ndarray:
+        """The pixels (float32) smoothed for sampling every `step_mm`, so fine pixels
+        do not alias when a coarser grid samples them."""
+        sigma = [max(0.0, 0.4 * step_mm / sp - 0.4) for sp in self.spacing]
+        pixels = self.pixels.astype(np.float32)
+        return ndimage.gaussian_filter(pixels, sigma) if max(sigma) > 0 else pixels
 
     def pixel_grid(self) -> np.ndarray:
         """Patient coordinates (rows, cols, 3) of every pixel centre."""

@@ -105,10 +105,7 @@ def _accumulate_group(group: list[ImageSlice], grid: Grid, points: np.ndarray,
     first = group[0]
     normal = first.normal
     offsets = np.array([float((s.position - first.position) @ normal) for s in group])
-    # pre-smooth each image to the grid resolution so small pixels do not alias
-    sigma = [max(0.0, 0.4 * grid.spacing / sp - 0.4) for sp in first.spacing]
-    images = [ndimage.gaussian_filter(s.pixels.astype(np.float32), sigma) if max(sigma) > 0
-              else s.pixels.astype(np.float32) for s in group]
+    images = [s.antialiased(grid.spacing) for s in group]
     rc, d = first.patient_to_pixel(points)
     rows, cols = first.shape
     inside = ((rc[..., 0] > -0.5) & (rc[..., 0] < rows - 0.5)
