@@ -120,3 +120,14 @@ def test_fast_path_agrees_with_the_dicom_path(tmp_path):
     tissue = (reference.coverage > 0.5) & (reference.image > 0.1)
     difference = np.abs(volume.image[tissue] - reference.image[tissue]).mean()
     assert difference < 0.10 * reference.image[tissue].mean()
+
+
+def test_brain_target_searched_in_a_box_equals_the_whole_grid():
+    from isp_node.pipeline.volume import Grid, localizer_centre
+    from isp_node.simulation.tensors import GRID_SPACING_MM, brain_target
+
+    for seed, kind in ((5, "usable"), (8, "usable"), (3, "miss")):
+        case = simulate_case(seed, kind=kind, resolution_mm=GRID_SPACING_MM)
+        grid = Grid.centred(localizer_centre(case.slices), GRID_SHAPE, GRID_SPACING_MM)
+        whole = case.subject.brain(grid.points(), stride=2).reshape(GRID_SHAPE)
+        np.testing.assert_allclose(brain_target(case.subject, grid), whole, atol=1e-6)

@@ -47,6 +47,13 @@ class Grid:
         axes = [self.origin[a] + self.spacing * np.arange(n) for a, n in enumerate(self.shape)]
         return np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1)
 
+    def projection(self, origin: np.ndarray, direction: np.ndarray) -> np.ndarray:
+        """``(p - origin) @ direction`` at every voxel centre p, flattened in C order;
+        summed from one term per axis because the grid is axis-aligned."""
+        terms = [(self.origin[a] - origin[a] + self.spacing * np.arange(n)) * direction[a]
+                 for a, n in enumerate(self.shape)]
+        return (terms[0][:, None, None] + terms[1][None, :, None] + terms[2][None, None, :]).ravel()
+
     def to_voxel(self, points: np.ndarray) -> np.ndarray:
         """Continuous voxel indices (..., 3) of LPS points (..., 3)."""
         return (np.asarray(points, dtype=float) - self.origin) / self.spacing
@@ -99,35 +106,43 @@ def _overlap(centre_offsets: np.ndarray, thickness: float, extent: float) -> np.
     return np.clip(high - low, 0, None) / extent
 
 
-def _accumulate_group(group: list[ImageSlice], grid: Grid, points: np.ndarray,
+def _accumulate_group(group: list[ImageSlice], grid: Grid,
                       total: np.ndarray, weight: np.ndarray) -> None:
-    """Add one stack's contribution to the weighted sums of every voxel."""
+    """Add one stack's contribution to the weighted sums (flat) of every voxel."""
     first = group[0]
     normal = first.normal
     offsets = np.array([float((s.position - first.position) @ normal) for s in group])
     images = [s.antialiased(grid.spacing) for s in group]
-    rc, d = first.patient_to_pixel(points)
+    r = grid.projection(first.position, first.col) / first.spacing[0]
+    c = grid.projection(first.position, first.row) / first.spacing[1]
+    d = grid.projection(first.position, normal)
     rows, cols = first.shape
-    inside = ((rc[..., 0] > -0.5) & (rc[..., 0] < rows - 0.5)
-              & (rc[..., 1] > -0.5) & (rc[..., 1] < cols - 0.5))
     reach = (first.thickness + grid.spacing) / 2
+    # voxels inside the field of view and near the stack, sorted by distance along its normal,
+    # so each slice takes a contiguous run of them
+    candidates = np.flatnonzero((r > -0.5) & (r < rows - 0.5) & (c > -0.5) & (c < cols - 0.5)
+                                & (d > offsets.min() - reach) & (d < offsets.max() + reach))
+    candidates = candidates[np.argsort(d[candidates], kind="stable")]
+    distance = d[candidates]
     for image, offset, s in zip(images, offsets, group):
-        near = inside & (np.abs(d - offset) < reach)
-        if not near.any():
+        low = np.searchsorted(distance, offset - reach, side="right")
+        high = np.searchsorted(distance, offset + reach, side="left")
+        if high <= low:
             continue
-        w = _overlap(d[near] - offset, s.thickness, grid.spacing)
-        values = ndimage.map_coordinates(image, rc[near].T, order=1, mode="nearest")
+        near = candidates[low:high]
+        w = _overlap(distance[low:high] - offset, s.thickness, grid.spacing)
+        values = ndimage.map_coordinates(image, np.stack([r[near], c[near]]), order=1, mode="nearest")
         total[near] += w * values
         weight[near] += w
 
 
 def resample(slices: list[ImageSlice], grid: Grid) -> LocalizerVolume:
     """Resample a localizer's slices onto `grid` (intensity normalised per localizer)."""
-    points = grid.points()
-    total = np.zeros(grid.shape, np.float64)
-    weight = np.zeros(grid.shape, np.float64)
+    total = np.zeros(int(np.prod(grid.shape)), np.float64)
+    weight = np.zeros_like(total)
     for group in parallel_groups(slices):
-        _accumulate_group(group, grid, points, total, weight)
+        _accumulate_group(group, grid, total, weight)
+    total, weight = total.reshape(grid.shape), weight.reshape(grid.shape)
     image = np.where(weight > 0, total / np.maximum(weight, 1e-9), 0.0)
     coverage = np.clip(weight, 0, 1)
     image /= intensity_scale(image, coverage)

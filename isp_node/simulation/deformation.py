@@ -272,10 +272,25 @@ def smooth_noise(rng: np.random.Generator, shape: tuple[int, ...], length_mm: fl
     coarse_shape = tuple(int(np.ceil((n - 1) * ratio)) + 2 for n in shape)
     noise = rng.standard_normal((3, *coarse_shape))
     coarse = np.stack([ndi.gaussian_filter(c, length_mm / coarse_mm, mode="reflect") for c in noise])
-    coords = np.stack(np.meshgrid(*[np.arange(n) * ratio for n in shape], indexing="ij"))
-    out = np.stack([ndi.map_coordinates(c, coords, order=1, mode="nearest") for c in coarse])
+    out = coarse
+    for axis, n in enumerate(shape):  # trilinear interpolation is separable: one axis at a time
+        out = np.moveaxis(np.tensordot(linear_weights(n, ratio, out.shape[axis + 1]), out,
+                                       axes=(1, axis + 1)), 0, axis + 1)
     out *= rms_mm / max(float(out.std()), 1e-12)
     return out
+
+
+def linear_weights(n: int, step: float, size: int) -> np.ndarray:
+    """(n, size) matrix that linearly interpolates `size` samples at positions 0, step, 2*step, ...
+    (clamped to the last sample), as ``map_coordinates(order=1, mode="nearest")`` would."""
+    position = np.clip(np.arange(n) * step, 0, size - 1)
+    low = np.minimum(np.floor(position).astype(int), size - 1)
+    high = np.minimum(low + 1, size - 1)
+    t = position - low
+    weights = np.zeros((n, size))
+    np.add.at(weights, (np.arange(n), low), 1 - t)
+    np.add.at(weights, (np.arange(n), high), t)
+    return weights
 
 
 def _rotation(frame_axes: np.ndarray, degrees: np.ndarray) -> np.ndarray:
@@ -308,6 +323,7 @@ class InteriorGrid:
     shape: tuple[int, int, int]
     nodes: np.ndarray  # (n, 3) template LPS of the active nodes
     active: np.ndarray  # bool grid, nodes with some interior weight (or next to one)
+    cells: np.ndarray  # bool grid, cells (by their lowest corner) with an active corner
     weight: np.ndarray  # (n,) interior weight at the active nodes
     push: dict[str, np.ndarray]  # "L"/"R" -> (n, 3) ventricle wall push at the active nodes
     frame: np.ndarray  # rows: the head's left, posterior, superior
@@ -347,7 +363,9 @@ def _interior_grid(head: Head, maps: TemplateMaps) -> InteriorGrid:
         axis[side] = ((front + back) / 2, (back - front) / np.linalg.norm(back - front))
         temporal[side] = afid[f"{side} AL temporal horn"]
     return InteriorGrid(
-        origin=lo, shape=shape, nodes=nodes, active=active, weight=weight[active], push=push,
+        origin=lo, shape=shape, nodes=nodes, active=active,
+        cells=ndi.maximum_filter(active, size=2, origin=-1, mode="constant"),
+        weight=weight[active], push=push,
         frame=np.stack([frame.left, frame.posterior, frame.superior]),
         thalamus=(lm[AC] + lm[PC]) / 2 + 6.0 * frame.superior, brain_centre=maps.brain_centre,
         hippo_head=heads, hippo_axis=axis, temporal=temporal)
@@ -451,8 +469,10 @@ def random_deformation(head: Head, rng: np.random.Generator, strength: float = 1
         backward = interior_backward(grid, interior_rng, strength, amplitudes)
         nodes = Deformation(matrix, offset, origin, GRID_MM, disp.astype(np.float32)).grid_points().reshape(-1, 3)
         template = nodes @ matrix.T + offset + np.moveaxis(disp, 0, -1).reshape(-1, 3)
-        reach = np.all((template >= grid.origin) & (template <= grid.origin + GRID_MM * (np.array(grid.shape) - 1)),
-                       axis=1)
+        # the backward field is zero outside the active nodes: sample only where a cell touches them
+        cell = np.floor((template - grid.origin) / GRID_MM).astype(int)
+        reach = np.all((cell >= 0) & (cell < grid.shape), axis=1)
+        reach[reach] = grid.cells[tuple(cell[reach].T)]
         values = np.zeros_like(template)
         values[reach] = sample_grid(backward, grid.origin, template[reach])
         inner = np.moveaxis(values.reshape(*shape, 3), -1, 0)

@@ -14,6 +14,7 @@ import numpy as np
 from isp_node.geometry import Plane
 from isp_node.pipeline.image_input import iq_input
 from isp_node.pipeline.volume import Grid, LocalizerVolume, localizer_centre, resample
+from isp_node.simulation.acquisition import Subject
 from isp_node.simulation.cases import LABELS, simulate_case
 
 GRID_SHAPE = (64, 64, 64)
@@ -44,7 +45,7 @@ def training_sample(seed: int, grid_shape: tuple[int, int, int] = GRID_SHAPE,
     case = simulate_case(seed, resolution_mm=RENDER_FRACTION * spacing_mm, **case_options)
     grid = Grid.centred(localizer_centre(case.slices), grid_shape, spacing_mm)
     volume = resample(case.slices, grid)
-    brain = case.subject.brain(grid.points(), stride=2).reshape(grid.shape)
+    brain = brain_target(case.subject, grid)
     return TrainingSample(
         seed=seed, volume=volume, brain=brain.astype(np.float32),
         images=np.stack([iq_input(s) for s in case.slices]),
@@ -53,6 +54,23 @@ def training_sample(seed: int, grid_shape: tuple[int, int, int] = GRID_SHAPE,
         brain_mm2=np.array(case.brain_mm2, np.float32), planes=case.planes,
         landmarks=case.landmarks,
     )
+
+
+def brain_target(subject: Subject, grid: Grid, coarse: int = 4) -> np.ndarray:
+    """Brain membership (X, Y, Z) on `grid`. Found first on every `coarse`-th voxel, then
+    evaluated in full only in the box around those hits widened by one coarse step: the
+    brain is one connected organ, so nothing of it lies beyond that box."""
+    points = grid.points()
+    out = np.zeros(grid.shape, np.float32)
+    hits = np.argwhere(subject.brain(points[::coarse, ::coarse, ::coarse]).reshape(
+        tuple(-(-n // coarse) for n in grid.shape)) > 0)
+    if len(hits) == 0:
+        return out
+    low = np.maximum((hits.min(axis=0) - 1) * coarse, 0)
+    high = np.minimum((hits.max(axis=0) + 1) * coarse + 1, grid.shape)
+    box = tuple(slice(lo, hi) for lo, hi in zip(low, high))
+    out[box] = subject.brain(points[box], stride=2).reshape(out[box].shape)
+    return out
 
 
 def training_samples(first_seed: int, count: int, views: int = 1,
