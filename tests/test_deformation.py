@@ -257,3 +257,16 @@ def test_separable_upsampling_is_trilinear_interpolation():
     coords = np.stack(np.meshgrid(*[np.arange(n) * step for n in shape], indexing="ij"))
     np.testing.assert_allclose(out, ndi.map_coordinates(coarse, coords, order=1, mode="nearest"),
                                atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["mni_head", "pydeface_head"])
+def test_brain_map_stays_under_skull_and_scalp(name, request):
+    """The brain map of either head keeps at least 5 mm (skull and scalp) from the skin and
+    holds the cerebellum; the blurred pydeface head needs its registered MNI brain for that."""
+    head = request.getfixturevalue(name)
+    maps = template_maps(head)
+    skin = ndi.binary_fill_holes(ndi.gaussian_filter(head.volume, 0.85)[::2, ::2, ::2]
+                                 > 0.1 * np.percentile(head.volume, 99))
+    depth = ndi.distance_transform_edt(skin, sampling=2.0)
+    assert depth[maps.brain].min() >= 5.0
+    assert maps.sample(maps.brain_fraction, head.landmarks["AFID:culmen"]) > 0.9

@@ -15,7 +15,7 @@ import numpy as np
 from isp_node.geometry import PLANE_KEYS
 
 SHARD_SIZE = 25
-FORMAT = 4  # shards of another format are made again (4: noise model, head sizes)
+FORMAT = 5  # shards of another format are made again (5: per-image noise of 3D scouts, pydeface brain map)
 
 
 @dataclass(frozen=True)

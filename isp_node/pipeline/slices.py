@@ -62,7 +62,7 @@ class ImageSlice:
     def antialiased(self, step_mm: float) -> np.ndarray:
         """The pixels (float32) smoothed for sampling every `step_mm`, so fine pixels
         do not alias when a coarser grid samples them."""
-        sigma = [max(0.0, 0.4 * step_mm / sp - 0.4) for sp in self.spacing]
+        sigma = [antialias_sigma(step_mm, sp) for sp in self.spacing]
         pixels = self.pixels.astype(np.float32)
         return ndimage.gaussian_filter(pixels, sigma) if max(sigma) > 0 else pixels
 
@@ -71,3 +71,9 @@ class ImageSlice:
         rows, cols = self.shape
         r, c = np.meshgrid(np.arange(rows), np.arange(cols), indexing="ij")
         return self.pixel_to_patient(np.stack([r, c], axis=-1))
+
+
+def antialias_sigma(step_mm: float, spacing_mm: float) -> float:
+    """Gaussian sigma (pixels) that keeps pixels of `spacing_mm` from aliasing when
+    sampled every `step_mm`; 0 when the sampling is as fine as the pixels."""
+    return max(0.0, 0.4 * step_mm / spacing_mm - 0.4)

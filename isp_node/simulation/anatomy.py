@@ -72,6 +72,7 @@ class Head:
     volume: np.ndarray  # float32, indexed (i, j, k) as in the source NIfTI
     affine: np.ndarray  # 4x4, voxel index -> LPS mm
     landmarks: dict[str, np.ndarray]
+    from_mni: np.ndarray | None = None  # 4x4 affine registration MNI LPS -> this head's LPS, if known
 
     @property
     def afids(self) -> dict[str, np.ndarray]:
@@ -209,4 +210,6 @@ def load_pydeface_head() -> Head:
     """The pydeface mean head (full face and ears) with landmarks carried over from MNI."""
     paths = fetch((PYDEFACE_MEAN,))
     volume, affine = read_nifti(paths[PYDEFACE_MEAN])
-    return Head("pydeface-mean", volume, affine, read_landmark_file(PYDEFACE_LANDMARKS_FILE))
+    text = resources.files("isp_node.simulation").joinpath("data", PYDEFACE_LANDMARKS_FILE).read_text()
+    return Head("pydeface-mean", volume, affine, read_landmark_file(PYDEFACE_LANDMARKS_FILE),
+                from_mni=np.asarray(json.loads(text)["affine_mni_to_pydeface_lps"], dtype=float))

@@ -17,7 +17,7 @@ from scipy import ndimage
 
 from isp_node.geometry import Plane, plane_catalogue
 from isp_node.geometry.rotations import head_rotation, rigid
-from isp_node.pipeline.slices import ImageSlice
+from isp_node.pipeline.slices import ImageSlice, antialias_sigma
 from isp_node.simulation import anatomy, artifacts, contrast, deformation, lesions, masks, objects
 from isp_node.simulation.acquisition import Subject, brain_areas_mm2, render, slice_geometry
 from isp_node.simulation.dicom_series import StudyInfo, mr_image, write_datasets
@@ -258,8 +258,7 @@ def simulate_case(seed: int, *, protocol: str | None = None, head: str | None = 
     for native in proto.stacks:
         stack = _capped(native, resolution_mm)
         offsets, weights = artifacts.slice_profile_weights(stack.thickness, PROFILE_SAMPLES, profile)
-        # Noise is set for the protocol's voxels; coarser rendering averages it.
-        sigma, samples = scale / snr, _voxel_mm3(stack) / _voxel_mm3(native)
+        sigma, samples = scale / snr, _noise_samples(native, stack)
         for index in range(stack.n_slices):
             # each image draws from its own stream, so resolution does not change the case
             image_rng = np.random.default_rng([seed, IMAGE_STREAM, len(slices)])
@@ -290,8 +289,19 @@ def simulate_case(seed: int, *, protocol: str | None = None, head: str | None = 
                          family, lesion_info, subject, brain_mm2=[float(a) for a in areas])
 
 
-def _voxel_mm3(stack: StackSpec) -> float:
-    return stack.pixel_spacing[0] * stack.pixel_spacing[1] * stack.thickness
+def _noise_samples(native: StackSpec, rendered: StackSpec) -> float:
+    """How many native pixels' worth of noise one rendered pixel carries: the noise the
+    protocol's pixels would keep after the node's anti-aliasing for the rendered step
+    (per image, in-plane only: a 3D scout rendered as fewer, thicker slices keeps the
+    noise of one native slice, since each image is judged on its own)."""
+    variance = 1.0
+    for native_mm, step_mm in zip(native.pixel_spacing, rendered.pixel_spacing):
+        sigma = antialias_sigma(step_mm, native_mm)
+        if sigma > 0:
+            delta = np.zeros(int(8 * sigma) * 2 + 3)
+            delta[len(delta) // 2] = 1.0
+            variance *= float((ndimage.gaussian_filter1d(delta, sigma) ** 2).sum())
+    return 1.0 / variance
 
 
 def _labels(severities: list[str], areas: np.ndarray) -> list[str]:

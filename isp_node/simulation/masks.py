@@ -42,7 +42,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from isp_node.geometry.catalogue import AC, PC, head_frame
-from isp_node.simulation.anatomy import AFID_PREFIX, Head
+from isp_node.simulation.anatomy import AFID_PREFIX, Head, load_mni_head
 
 STEP_MM = 2.0
 TISSUE_FRACTION = 0.40
@@ -54,6 +54,7 @@ PUSH_MARGIN_VOXELS = 24
 SEPTUM_CLOSING_VOXELS = 3
 SIDE_BLEND_MM = 10.0
 CISTERN_CLOSING_VOXELS = 5
+PRIOR_MARGIN_VOXELS = 2
 
 
 @dataclass(frozen=True, eq=False)
@@ -131,8 +132,9 @@ def _white_level(volume: np.ndarray, affine: np.ndarray, centre: np.ndarray) -> 
 
 
 def brain_mask(volume2: np.ndarray, affine2: np.ndarray, landmarks: dict[str, np.ndarray],
-               white: float) -> np.ndarray:
-    """Brain (with its internal CSF) on the 2 mm grid, by thresholds and morphology (module doc)."""
+               white: float, prior: np.ndarray | None = None) -> np.ndarray:
+    """Brain (with its internal CSF) on the 2 mm grid, by thresholds and morphology (module doc);
+    with a `prior` (a registered brain), bright tissue within 4 mm of its boundary decides."""
     frame = head_frame(landmarks)
     centre = (landmarks[AC] + landmarks[PC]) / 2
     tissue = volume2 > TISSUE_FRACTION * white
@@ -140,6 +142,10 @@ def brain_mask(volume2: np.ndarray, affine2: np.ndarray, landmarks: dict[str, np
     cut = landmarks[AFID_PREFIX + "PMJ"] - 40.0 * frame.superior
     tissue &= ((points - cut) @ frame.superior > 0).reshape(volume2.shape)
     seed = _clamp(_to_voxel(affine2, centre + 30.0 * frame.superior), volume2.shape)
+    if prior is not None:
+        brain = (tissue & ndi.binary_dilation(prior, _ball(PRIOR_MARGIN_VOXELS))) | \
+            ndi.binary_erosion(prior, _ball(PRIOR_MARGIN_VOXELS))
+        return ndi.binary_fill_holes(_component(ndi.binary_closing(brain, _ball(3)), seed))
     core = _component(ndi.binary_erosion(tissue, _ball(3)), seed)
     core = _component(ndi.binary_opening(core, _ball(3)), seed)
     brain = ndi.binary_dilation(core, _ball(4)) & tissue
@@ -217,6 +223,19 @@ def _depth(mask: np.ndarray) -> np.ndarray:
     return ndi.gaussian_filter(ndi.distance_transform_edt(mask, sampling=STEP_MM).astype(np.float32), 1.0)
 
 
+def registered_mni_brain(head: Head, shape: tuple[int, ...], affine2: np.ndarray) -> np.ndarray | None:
+    """The MNI brain carried onto ``head``'s 2 mm grid by its registration (``head.from_mni``),
+    or None for a head without one. A blurred mean head (pydeface) shows too little contrast
+    between brain, skull and scalp for thresholds alone."""
+    if head.from_mni is None:
+        return None
+    mni = template_maps(load_mni_head())
+    points = np.indices(shape).reshape(3, -1).T @ affine2[:3, :3].T + affine2[:3, 3]
+    inverse = np.linalg.inv(head.from_mni)
+    in_mni = points @ inverse[:3, :3].T + inverse[:3, 3]
+    return (mni.sample(mni.brain.astype(np.float32), in_mni) > 0.5).reshape(shape)
+
+
 def compute_maps(head: Head) -> TemplateMaps:
     """Derive the maps of ``head`` from its T1 image and landmarks (see the module doc)."""
     lm = head.landmarks
@@ -225,7 +244,7 @@ def compute_maps(head: Head) -> TemplateMaps:
     white = _white_level(head.volume, head.affine, centre + 25.0 * frame.superior)
     volume2 = _downsample(head.volume)
     affine2 = head.affine @ np.diag([STEP_MM, STEP_MM, STEP_MM, 1.0])
-    brain = brain_mask(volume2, affine2, lm, white)
+    brain = brain_mask(volume2, affine2, lm, white, registered_mni_brain(head, volume2.shape, affine2))
 
     brain1 = ndi.zoom(brain, 2, order=0)[tuple(slice(0, s) for s in head.volume.shape)]
     pad = [(0, s - b) for s, b in zip(head.volume.shape, brain1.shape)]
