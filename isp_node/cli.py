@@ -53,6 +53,7 @@ def _simulate(args: argparse.Namespace) -> int:
 TRAIN_DATA = {"first_seed": 0, "count": 2000, "heads": ("mni",), "views": 2}
 EVAL_DATA = {"pydeface": {"first_seed": 1_000_000, "count": 300, "heads": ("pydeface",)},
              "mni": {"first_seed": 2_000_000, "count": 200, "heads": ("mni",)}}
+EVAL_DICOM = {"pydeface": (3_000_000, 60), "mni": (4_000_000, 40)}  # localizers written as DICOM
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -85,7 +86,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     import json
 
     from isp_node.cascade.datasets import DatasetSpec, make_dataset
-    from isp_node.cascade.evaluation import evaluate_coverage, evaluate_iq
+    from isp_node.cascade.evaluation import evaluate_coverage, evaluate_iq, evaluate_through_dicom
+    from isp_node.cascade.planner import Cascade
     from isp_node.cascade.inference import load_model
 
     configure_logging("WARNING")
@@ -97,6 +99,11 @@ def _evaluate(args: argparse.Namespace) -> int:
                               DatasetSpec(**spec, unusable_fraction=0.35))
         results[name] = evaluate_iq(iq, coverage, shards) if args.task == "iq" \
             else evaluate_coverage(coverage, shards)
+    if args.task == "iq":
+        cascade = Cascade(Path(args.models))
+        for name, (first, count) in EVAL_DICOM.items():
+            results[name]["through_dicom"] = evaluate_through_dicom(
+                cascade, range(first, first + count), EVAL_DATA[name]["heads"][0])
     print(json.dumps(results, indent=1))
     return 0
 

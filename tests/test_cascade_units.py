@@ -26,7 +26,7 @@ def test_verdicts_and_messages():
 
 
 def test_brain_summary_in_patient_coordinates():
-    from isp_node.cascade.planner import brain_summary
+    from isp_node.cascade.brain import brain_summary
 
     grid = Grid.centred(np.zeros(3), (10, 10, 10), 4.0)
     brain = np.zeros((10, 10, 10), bool)
@@ -35,6 +35,24 @@ def test_brain_summary_in_patient_coordinates():
     assert summary["volume_ml"] == pytest.approx(3 * 4 * 8 * 0.064, abs=0.05)
     np.testing.assert_allclose(summary["low_lps"], grid.origin + (np.array([2, 3, 1]) - 0.5) * 4)
     np.testing.assert_allclose(summary["high_lps"], grid.origin + (np.array([4, 6, 8]) + 0.5) * 4)
+
+
+def test_brain_extent_is_sub_voxel():
+    """A ball whose probability falls linearly through 0.5 at radius 37.3 mm (not on a
+    voxel boundary) is measured to within a hundredth of a millimetre."""
+    from isp_node.cascade.brain import brain_extent, brain_summary
+
+    grid = Grid.centred(np.array([10.0, -20.0, 5.0]), (32, 32, 32), 4.0)
+    centre = grid.origin + 4.0 * np.array([15, 16, 14])
+    radius = np.linalg.norm(grid.points() - centre, axis=-1)
+    probability = np.clip(0.5 - (radius - 37.3) / 8.0, 0, 1)
+    summary = brain_summary(probability, grid)
+    np.testing.assert_allclose(summary["low_lps"], centre - 37.3, atol=0.01)
+    np.testing.assert_allclose(summary["high_lps"], centre + 37.3, atol=0.01)
+    assert brain_extent(np.zeros((4, 4, 4))) is None
+    edge = np.zeros((4, 4, 4))
+    edge[0, 1, 1] = 1.0  # a brain running off the grid ends at the grid's edge
+    assert brain_extent(edge)[0][0] == -0.5
 
 
 def test_model_shapes():
@@ -47,10 +65,11 @@ def test_model_shapes():
 
 
 def test_training_checkpoints_and_resumes(tmp_path):
+    from isp_node.cascade.datasets import FORMAT
     from isp_node.cascade.training import Recipe, train
 
     rng = np.random.default_rng(0)
-    np.savez_compressed(tmp_path / "shard_v4_00000000_4.npz",
+    np.savez_compressed(tmp_path / f"shard_v{FORMAT}_00000000_4.npz",
                         images=rng.random((40, 64, 64)).astype(np.float16),
                         labels=rng.integers(0, 3, 40).astype(np.int8),
                         owners=np.repeat(np.arange(4), 10), seeds=np.arange(4),

@@ -1,11 +1,11 @@
 """Metrics of the cascade's networks on held-out simulated localizers."""
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from isp_node.cascade import datasets
+from isp_node.cascade.brain import brain_extent
 from isp_node.cascade.models import IQ_CLASSES
 from isp_node.cascade.verdict import localizer_verdict
 from isp_node.simulation.cases import ANATOMY_MIN_BRAIN_MM2
@@ -21,43 +21,26 @@ def predict_in_batches(model, x: np.ndarray, batch: int) -> np.ndarray:
     return np.concatenate(outputs)
 
 
-@dataclass(frozen=True)
-class Extent:
-    low: np.ndarray  # (3,) mm along x, y, z from the grid origin
-    high: np.ndarray
-
-
-def brain_extent(mask: np.ndarray) -> Extent | None:
-    """First and last brain voxel (mm) along each grid axis, or None without brain."""
-    if not mask.any():
-        return None
-    low, high = [], []
-    for axis in range(3):
-        present = np.flatnonzero(mask.any(axis=tuple(a for a in range(3) if a != axis)))
-        low.append(present[0])
-        high.append(present[-1])
-    return Extent(np.array(low) * GRID_SPACING_MM, np.array(high) * GRID_SPACING_MM)
-
-
 def dice(a: np.ndarray, b: np.ndarray) -> float:
     total = a.sum() + b.sum()
     return float(2 * np.logical_and(a, b).sum() / total) if total else 1.0
 
 
 def evaluate_coverage(model, shards: list[Path]) -> dict:
-    """Dice and brain-extent error (per axis, mm) on cases with a head in view."""
+    """Dice and brain-extent error (per axis, the larger of the two ends, mm, sub-voxel)
+    on cases with a head in view."""
     data = datasets.load_shards(shards, ("volumes", "brains", "usable"))
     keep = data["brains"].reshape(len(data["brains"]), -1).max(axis=1) > 127
-    volumes, truth = data["volumes"][keep], data["brains"][keep] > 127
-    predicted = predict_in_batches(model, volumes, 2)[..., 0] > 0.5
+    volumes, truth = data["volumes"][keep], data["brains"][keep].astype(np.float32) / 255
+    predicted = predict_in_batches(model, volumes, 2)[..., 0]
     dices, errors = [], []
     for p, t in zip(predicted, truth):
-        dices.append(dice(p, t))
+        dices.append(dice(p > 0.5, t > 0.5))
         ep, et = brain_extent(p), brain_extent(t)
         if ep is None:
             errors.append(np.full(3, np.inf))
         else:
-            errors.append(np.maximum(np.abs(ep.low - et.low), np.abs(ep.high - et.high)))
+            errors.append(GRID_SPACING_MM * np.maximum(np.abs(ep[0] - et[0]), np.abs(ep[1] - et[1])))
     dices, errors = np.array(dices), np.array(errors)
     return {"cases": int(len(dices)), "dice_median": float(np.median(dices)),
             "dice_p5": float(np.percentile(dices, 5)), "dice_min": float(dices.min()),
@@ -103,3 +86,39 @@ def evaluate_iq(iq_model, coverage_model, shards: list[Path]) -> dict:
         "unusable_missed_kinds": missed_kinds,
         "usable_flagged": float(flagged[usable].mean()) if usable.any() else 0.0,
     }
+
+
+def evaluate_through_dicom(cascade, seeds: range, head: str, unusable_fraction: float = 0.5,
+                           progress: bool = True) -> dict:
+    """Per-image classes and the verdict on localizers written as DICOM at full resolution
+    and read back by the node's loader: what the node sees in service, not the fast path."""
+    import shutil
+    import tempfile
+
+    from tqdm import tqdm
+
+    from isp_node.pipeline.loader import load_localizer
+    from isp_node.simulation.cases import simulate_case
+
+    right = images = 0
+    flagged = {True: [], False: []}
+    missed: list[str] = []
+    work = Path(tempfile.mkdtemp(prefix="isp-node-eval-"))
+    try:
+        for seed in tqdm(seeds, desc=f"through DICOM ({head})", unit="localizer",
+                         disable=not progress):
+            case = simulate_case(seed, head=head, unusable_fraction=unusable_fraction)
+            truth = {image["sop_instance_uid"]: image["label"] for image in case.truth()["images"]}
+            result = cascade.run(load_localizer(case.write(work / str(seed))).slices)
+            shutil.rmtree(work / str(seed))
+            right += sum(image["class"] == truth[image["uid"]] for image in result["images"])
+            images += len(result["images"])
+            flagged[case.usable].append(not result["usable"])
+            if not case.usable and result["usable"]:
+                missed.append(case.kind)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return {"localizers": len(seeds), "images": images, "accuracy": right / max(images, 1),
+            "unusable_flagged": float(np.mean(flagged[False])) if flagged[False] else 1.0,
+            "unusable_missed_kinds": missed,
+            "usable_flagged": float(np.mean(flagged[True])) if flagged[True] else 0.0}

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from isp_node.cascade.brain import brain_summary
 from isp_node.cascade.inference import load_model, warm_function
 from isp_node.cascade.models import IQ_CLASSES
 from isp_node.cascade.verdict import localizer_verdict
@@ -56,9 +57,8 @@ class Cascade:
         classes = [IQ_CLASSES[i] for i in probabilities.argmax(axis=1)]
         grid = Grid.centred(localizer_centre(slices), GRID_SHAPE, GRID_SPACING_MM)
         volume = resample(slices, grid)
-        brain = self.coverage(volume.tensor()[None]).numpy()[0, ..., 0] > 0.5
-        brain_ml = float(brain.sum() * GRID_SPACING_MM**3 / 1000)
-        verdict = localizer_verdict(classes, [s.orientation for s in slices], brain_ml)
+        brain = brain_summary(self.coverage(volume.tensor()[None]).numpy()[0, ..., 0], grid)
+        verdict = localizer_verdict(classes, [s.orientation for s in slices], brain["volume_ml"])
         result = {
             "usable": verdict.usable,
             "message": verdict.message,
@@ -66,25 +66,12 @@ class Cascade:
             "images": [{"uid": s.uid, "orientation": s.orientation, "class": c,
                         "probabilities": [round(float(v), 4) for v in p]}
                        for s, c, p in zip(slices, classes, probabilities)],
-            "brain": brain_summary(brain, grid),
+            "brain": brain,
             "planes": [],
             "models": self.models,
         }
         result["seconds"] = round(time.perf_counter() - started, 4)
         return result
-
-
-def brain_summary(brain: np.ndarray, grid: Grid) -> dict:
-    """Volume, centre and axis-aligned extent (LPS mm) of a brain mask on `grid`."""
-    volume_ml = float(brain.sum() * grid.spacing**3 / 1000)
-    if not brain.any():
-        return {"volume_ml": 0.0}
-    index = np.argwhere(brain)
-    low = grid.origin + (index.min(axis=0) - 0.5) * grid.spacing
-    high = grid.origin + (index.max(axis=0) + 0.5) * grid.spacing
-    centre = grid.origin + index.mean(axis=0) * grid.spacing
-    return {"volume_ml": round(volume_ml, 1), "centre_lps": centre.round(2).tolist(),
-            "low_lps": low.round(2).tolist(), "high_lps": high.round(2).tolist()}
 
 
 def make_planner() -> Planner:
