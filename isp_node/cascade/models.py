@@ -30,10 +30,10 @@ def _conv_block(k, x, filters: int, name: str):
     return x
 
 
-def build_coverage_net(shape: tuple[int, int, int] = (64, 64, 64), base: int = 8,
-                       levels: int = 3) -> "keras.Model":
-    """Coverage-Net: a 3D U-Net on the localizer volume (intensity, coverage) giving
-    the probability that each voxel is brain."""
+def build_unet(shape: tuple[int, int, int], outputs: int, activation: str | None, name: str,
+               output_name: str, base: int = 8, levels: int = 3) -> "keras.Model":
+    """A 3D U-Net on the localizer volume (intensity, coverage): `levels` poolings,
+    filters doubling from `base`, skip connections, one 1x1x1 output per channel."""
     k = keras()
     inputs = k.Input((*shape, 2), name="localizer")
     skips, x = [], inputs
@@ -46,5 +46,11 @@ def build_coverage_net(shape: tuple[int, int, int] = (64, 64, 64), base: int = 8
         x = k.layers.Conv3DTranspose(base * 2**level, 2, strides=2, name=f"up{level}")(x)
         x = k.layers.Concatenate()([x, skips[level]])
         x = _conv_block(k, x, base * 2**level, f"dec{level}")
-    outputs = k.layers.Conv3D(1, 1, activation="sigmoid", name="brain")(x)
-    return k.Model(inputs, outputs, name="coverage_net")
+    out = k.layers.Conv3D(outputs, 1, activation=activation, name=output_name)(x)
+    return k.Model(inputs, out, name=name)
+
+
+def build_coverage_net(shape: tuple[int, int, int] = (64, 64, 64), base: int = 8,
+                       levels: int = 3) -> "keras.Model":
+    """Coverage-Net: the probability that each voxel of the localizer volume is brain."""
+    return build_unet(shape, 1, "sigmoid", "coverage_net", "brain", base, levels)

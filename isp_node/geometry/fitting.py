@@ -40,11 +40,13 @@ class PlaneFit:
 
 
 def fit_distance_votes(points: np.ndarray, distances: np.ndarray, weights: np.ndarray | None = None,
-                       cutoff_mm: float = 6.0, iterations: int = 6) -> PlaneFit:
+                       cutoff_mm: float = 6.0, iterations: int = 6,
+                       start: PlaneFit | None = None) -> PlaneFit:
     """The plane whose signed distance best explains `distances` (N,) at `points` (N, 3).
 
-    Votes whose residual exceeds `cutoff_mm` get no weight in the next round.
-    Raises ValueError when too few votes carry weight or they span no plane.
+    Votes whose residual exceeds `cutoff_mm` get no weight in the next round; with a
+    `start` plane (e.g. fitted to the most trusted votes) that holds from the first
+    round. Raises ValueError when too few votes carry weight or they span no plane.
     """
     points = np.asarray(points, dtype=float).reshape(-1, 3)
     distances = np.asarray(distances, dtype=float).ravel()
@@ -53,14 +55,15 @@ def fit_distance_votes(points: np.ndarray, distances: np.ndarray, weights: np.nd
         raise ValueError(f"too few votes to fit a plane ({np.count_nonzero(prior > 0)})")
     centre = np.average(points, axis=0, weights=prior)  # conditioning: solve about the votes' centre
     design = np.column_stack([points - centre, -np.ones(len(points))])
-    weight = prior
+    weight = prior if start is None else \
+        prior * _biweight(points @ start.normal - start.offset - distances, cutoff_mm)
     for _ in range(iterations):
         root = np.sqrt(weight)
         solution, _, rank, _ = np.linalg.lstsq(design * root[:, None], distances * root, rcond=None)
         if rank < 4:
             raise ValueError("the votes do not span a plane")
         residual = design @ solution - distances
-        weight = prior * np.clip(1 - (residual / cutoff_mm) ** 2, 0, None) ** 2
+        weight = prior * _biweight(residual, cutoff_mm)
         if np.count_nonzero(weight) < MIN_VOTES:
             raise ValueError("too few votes agree on a plane")
     gradient = float(np.linalg.norm(solution[:3]))
@@ -69,6 +72,11 @@ def fit_distance_votes(points: np.ndarray, distances: np.ndarray, weights: np.nd
     rms = float(np.sqrt(np.average(residual[kept] ** 2, weights=weight[kept])))
     return PlaneFit(normal=unit(normal), offset=float(solution[3] / gradient + centre @ normal),
                     residual_mm=rms, support=float(weight.sum()), gradient=gradient)
+
+
+def _biweight(residual: np.ndarray, cutoff: float) -> np.ndarray:
+    """Tukey's biweight: 1 for no residual, falling to 0 at `cutoff` and beyond."""
+    return np.clip(1 - (residual / cutoff) ** 2, 0, None) ** 2
 
 
 def weighted_centre(points: np.ndarray, heat: np.ndarray, fraction: float = 0.5) -> np.ndarray | None:

@@ -1,0 +1,113 @@
+"""Orientation-Net's input grid, its training targets and how its outputs become planes.
+
+The network sees the localizer resampled onto a grid centred on the brain that
+Coverage-Net found and scaled to it (the brain fills about three quarters of the
+grid, so head size matters less). For every plane key it predicts two maps:
+
+- the signed distance (mm, scaled by `DISTANCE_RANGE_MM`) from each voxel to the
+  plane, learnt in a band around the plane near its centre, where every voxel is
+  a vote for where the plane lies (`geometry.fitting` turns thousands of votes
+  into a plane far finer than a voxel);
+- a heat blob at the plane's centre (where the field of view goes).
+
+Normals follow the catalogue's convention (Left, Posterior, Superior), so the
+head frame comes from the fitted MSP and ACPC normals, and every plane gets its
+row, column and prescription from `geometry.catalogue.make_plane`.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from isp_node.geometry.catalogue import PLANE_KEYS, HeadFrame, make_plane
+from isp_node.geometry.fitting import PlaneFit, fit_distance_votes, weighted_centre
+from isp_node.geometry.planes import Plane, unit
+from isp_node.pipeline.volume import Grid
+
+ORIENTATION_SHAPE = (64, 64, 64)
+BRAIN_FILL = 0.75  # of the grid's width taken by the brain's longest extent
+SPACING_LIMITS_MM = (2.5, 4.5)
+DISTANCE_RANGE_MM = 20.0  # distances are learnt within +-this of the plane
+HEAT_SIGMA_MM = 6.0
+# how far from its centre (mm, in the plane) a plane's votes are learnt: whole-brain
+# planes vote across the brain, small targets near themselves
+VOTE_RADIUS_MM = {"MSP": 70.0, "ACPC": 70.0, "OM": 70.0, "OPTIC_AX": 35.0, "OPTIC_SAG_L": 25.0,
+                  "OPTIC_SAG_R": 25.0, "ORBIT_COR": 40.0, "PIT_SAG": 25.0, "PIT_COR": 25.0,
+                  "IAC_AX": 35.0, "IAC_COR": 35.0, "HIPPO_AX": 45.0, "HIPPO_COR": 40.0,
+                  "COW": 45.0}
+
+
+def orientation_grid(brain_centre: np.ndarray, brain_size_mm: float,
+                     shape: tuple[int, int, int] = ORIENTATION_SHAPE) -> Grid:
+    """The grid centred on the brain, its spacing such that the brain's longest extent
+    fills `BRAIN_FILL` of it (within `SPACING_LIMITS_MM`)."""
+    spacing = float(np.clip(brain_size_mm / (BRAIN_FILL * max(shape)), *SPACING_LIMITS_MM))
+    return Grid.centred(np.asarray(brain_centre, dtype=float), shape, spacing)
+
+
+@dataclass(frozen=True)
+class Targets:
+    """What Orientation-Net learns on one grid, channels in `PLANE_KEYS` order."""
+
+    distance: np.ndarray  # (X, Y, Z, K) signed distance / DISTANCE_RANGE_MM, clipped to [-1, 1]
+    weight: np.ndarray  # (X, Y, Z, K) 1 where the distance is learnt (band near the centre)
+    heat: np.ndarray  # (X, Y, Z, K) Gaussian blob at each plane's centre
+
+
+def plane_targets(grid: Grid, planes: dict[str, Plane]) -> Targets:
+    """Targets of the planes (patient LPS) on `grid`; keys missing from `planes` get no weight."""
+    points = grid.points()
+    shape = (*grid.shape, len(PLANE_KEYS))
+    distance, weight, heat = (np.zeros(shape, np.float32) for _ in range(3))
+    for k, key in enumerate(PLANE_KEYS):
+        if key not in planes:
+            continue
+        plane = planes[key]
+        offset = points - plane.centre
+        d = offset @ plane.normal
+        in_plane = np.linalg.norm(offset - d[..., None] * plane.normal, axis=-1)
+        distance[..., k] = np.clip(d / DISTANCE_RANGE_MM, -1, 1)
+        weight[..., k] = (np.abs(d) < DISTANCE_RANGE_MM) & (in_plane < VOTE_RADIUS_MM[key])
+        heat[..., k] = np.exp(-(offset**2).sum(axis=-1) / (2 * HEAT_SIGMA_MM**2))
+    return Targets(distance, weight, heat)
+
+
+@dataclass(frozen=True)
+class FittedPlane:
+    plane: Plane
+    fit: PlaneFit
+
+
+def planes_from_outputs(grid: Grid, distance: np.ndarray, heat: np.ndarray,
+                        core: float = 0.25, band: float = 0.75) -> dict[str, FittedPlane]:
+    """Planes from the network's distance and heat maps (X, Y, Z, K): each centre from its
+    heat blob; each plane fitted first to the votes closest to it (within `core` of the
+    range), then to all within `band`, near that centre (its vote radius); oriented and
+    prescribed as the catalogue does. A key whose votes cannot be fitted is left out."""
+    points = grid.points().reshape(-1, 3)
+    fitted: dict[str, tuple[np.ndarray, PlaneFit]] = {}
+    for k, key in enumerate(PLANE_KEYS):
+        centre = weighted_centre(points, heat[..., k])
+        if centre is None:
+            continue
+        d = distance[..., k].ravel()
+        near = np.linalg.norm(points - centre, axis=1) < VOTE_RADIUS_MM[key] + DISTANCE_RANGE_MM
+        inner, votes = near & (np.abs(d) < core), near & (np.abs(d) < band)
+        try:
+            first = fit_distance_votes(points[inner], d[inner] * DISTANCE_RANGE_MM)
+            fit = fit_distance_votes(points[votes], d[votes] * DISTANCE_RANGE_MM, start=first)
+        except ValueError:
+            continue
+        fitted[key] = (fit.project(centre), fit)
+    if "MSP" not in fitted or "ACPC" not in fitted:
+        return {}  # no head frame: nothing can be oriented
+    frame = frame_from(fitted["MSP"][1].normal, fitted["ACPC"][1].normal)
+    return {key: FittedPlane(make_plane(key, centre, fit.normal, frame), fit)
+            for key, (centre, fit) in fitted.items()}
+
+
+def frame_from(left: np.ndarray, superior: np.ndarray) -> HeadFrame:
+    """The head frame of fitted MSP (Left) and ACPC (Superior) normals."""
+    left = unit(left)
+    superior = unit(superior - (superior @ left) * left)
+    return HeadFrame(left, np.cross(superior, left), superior)

@@ -1,0 +1,47 @@
+"""Orientation-Net's targets decode back into the planes they were made from."""
+
+import numpy as np
+
+from isp_node.cascade.orientation import (
+    DISTANCE_RANGE_MM, orientation_grid, plane_targets, planes_from_outputs)
+from isp_node.geometry import PLANE_KEYS, normal_angle_deg, plane_catalogue, transform_plane
+from isp_node.geometry.rotations import head_rotation, rigid
+
+
+def test_grid_is_centred_on_the_brain_and_scaled_to_it():
+    grid = orientation_grid(np.array([5.0, -10.0, 20.0]), 168.0)
+    np.testing.assert_allclose(grid.centre, [5.0, -10.0, 20.0])
+    assert grid.spacing == 3.5
+    assert orientation_grid(np.zeros(3), 60.0).spacing == 2.5  # never finer than the limit
+
+
+def test_targets_decode_into_the_catalogue_planes(mni_head):
+    pose = rigid(head_rotation(14, -6, 9), np.array([4.0, -9.0, 12.0]))
+    truth = {key: transform_plane(p, pose) for key, p in plane_catalogue(mni_head.landmarks).items()}
+    grid = orientation_grid(truth["ACPC"].centre + np.array([2.0, 20.0, 15.0]), 170.0)
+    targets = plane_targets(grid, truth)
+    assert targets.distance.shape == (*grid.shape, len(PLANE_KEYS))
+    assert np.abs(targets.distance).max() <= 1.0 and targets.weight[..., 0].sum() > 1000
+    decoded = planes_from_outputs(grid, targets.distance, targets.heat)
+    assert set(decoded) == set(PLANE_KEYS)
+    for key, found in decoded.items():
+        plane = found.plane
+        assert normal_angle_deg(plane, truth[key], oriented=True) < 0.05, key
+        assert abs(truth[key].signed_distance(plane.centre)) < 0.05, key
+        assert np.linalg.norm(plane.centre - truth[key].centre) < 1.0, key  # the heat blob's centre
+        np.testing.assert_allclose(plane.row, truth[key].row, atol=2e-3)
+        assert plane.fov_mm == truth[key].fov_mm and plane.n_slices == truth[key].n_slices
+        assert found.fit.residual_mm < 0.5
+
+
+def test_wrong_votes_far_from_the_plane_are_rejected(mni_head):
+    truth = plane_catalogue(mni_head.landmarks)
+    grid = orientation_grid(truth["ACPC"].centre, 170.0)
+    targets = plane_targets(grid, truth)
+    distance = targets.distance.copy()
+    rng = np.random.default_rng(0)
+    corrupt = rng.random(grid.shape) < 0.1  # a tenth of the voxels vote 8-15 mm off
+    distance[corrupt] += rng.uniform(8, 15, corrupt.sum())[:, None] / DISTANCE_RANGE_MM
+    decoded = planes_from_outputs(grid, distance, targets.heat)
+    assert normal_angle_deg(decoded["MSP"].plane, truth["MSP"]) < 0.3
+    assert abs(truth["ACPC"].signed_distance(decoded["ACPC"].plane.centre)) < 0.3
