@@ -14,7 +14,8 @@ from isp_node.pipeline.slices import ImageSlice
 LABEL_FRACTION = 0.12  # labels sit this far along the line from its first end
 # One colour per catalogue plane (RGB), cycled for keys outside the catalogue.
 PALETTE = ((255, 64, 64), (64, 200, 255), (255, 200, 0), (120, 255, 120), (255, 120, 255),
-           (255, 150, 60), (160, 140, 255), (0, 230, 200), (255, 255, 255))
+           (255, 150, 60), (160, 140, 255), (0, 230, 200), (255, 255, 255), (200, 255, 0),
+           (255, 90, 160), (90, 130, 255), (190, 120, 60), (0, 255, 255))
 
 
 @dataclass(frozen=True)
