@@ -1,6 +1,7 @@
 """Result objects built from a simulated localizer with its ground-truth planes:
 checked by dcmtk, and the SR parsed back to the planes that were encoded."""
 
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -208,10 +209,22 @@ def test_same_seed_same_uids_and_bad_input_refused(written):
     other = simulate_case(SEED + 1, kind="usable", protocol="three_plane", head="mni")
     with pytest.raises(LocalizerInputError, match="more than one series"):
         Localizer.from_datasets([*localizer.datasets, *other.datasets()])
-    no_frame = [ds.copy() for ds in localizer.datasets]
+    no_frame = [copy.deepcopy(ds) for ds in localizer.datasets]
     for ds in no_frame:
         del ds.FrameOfReferenceUID
     with pytest.raises(ResultError, match="Frame of Reference"):
         build_planning_report(Localizer.from_datasets(no_frame), result, ResultSeries(localizer))
     with pytest.raises(ResultError, match="Comprehensive 3D SR"):
         read_planning_report(localizer.first)
+
+
+def test_localizer_without_patient_and_study_details_still_gets_results(written):
+    case, localizer = written
+    bare = [copy.deepcopy(ds) for ds in localizer.datasets]
+    for ds in bare:
+        for keyword in ("PatientID", "PatientName", "PatientSex", "StudyID", "AccessionNumber",
+                        "StudyDate", "StudyTime", "ReferringPhysicianName"):
+            delattr(ds, keyword)
+    made = make_result_objects(Localizer.from_datasets(bare), truth_result(case))
+    assert made.report.PatientID == "" and made.captures
+    assert read_planning_report(made.report).usable

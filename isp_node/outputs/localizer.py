@@ -19,6 +19,9 @@ from isp_node.pipeline.slices import ImageSlice
 
 MANUFACTURER = "isp-node"
 REQUIRED = ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")
+# Type 2 attributes the results copy from the localizer: empty when a scanner left them out.
+COPIED = ("PatientID", "PatientName", "PatientBirthDate", "PatientSex", "AccessionNumber",
+          "StudyID", "StudyDate", "StudyTime", "ReferringPhysicianName")
 
 
 class LocalizerInputError(ValueError):
@@ -51,6 +54,9 @@ class Localizer:
                                                          str(d.get("SOPInstanceUID", "")))))
         slices: dict[str, ImageSlice] = {}
         for ds in datasets:
+            for keyword in COPIED:
+                if keyword not in ds:
+                    setattr(ds, keyword, "")
             try:
                 slices.update((s.uid, s) for s in image_slices(ds))
             except Exception:  # undecodable or geometry-less images are reported by the planner

@@ -1,13 +1,16 @@
 """Planned planes drawn on localizer images: the lines, where their labels go, and
 an RGB rendering with the lines burned in (secondary captures, the demo's PNG)."""
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
+from pydicom.dataset import Dataset
 
 from isp_node.geometry.catalogue import PLANE_KEYS
 from isp_node.geometry.intersections import plane_image_line
+from isp_node.outputs.localizer import Localizer
 from isp_node.pipeline.result import PlanningResult
 from isp_node.pipeline.slices import ImageSlice
 
@@ -40,6 +43,17 @@ def plan_lines(result: PlanningResult, image: ImageSlice) -> list[PlanLine]:
         if ends is not None:
             lines.append(PlanLine(planned.key, ends))
     return lines
+
+
+def crossed_images(localizer: Localizer, result: PlanningResult
+                   ) -> Iterator[tuple[Dataset, int | None, ImageSlice, list[PlanLine]]]:
+    """(dataset, frame number or None, image, lines) of every localizer image that an OK
+    plane crosses, in instance order: what the overlays draw on."""
+    for ds in localizer.datasets:
+        for frame, image in localizer.image_slices(ds):
+            lines = plan_lines(result, image)
+            if lines:
+                yield ds, frame, image, lines
 
 
 def colour_of(key: str) -> tuple[int, int, int]:

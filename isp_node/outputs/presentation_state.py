@@ -16,7 +16,7 @@ from highdicom.pr import (
 )
 
 from isp_node.outputs.localizer import MANUFACTURER, Localizer, ResultSeries
-from isp_node.outputs.overlay import plan_lines
+from isp_node.outputs.overlay import crossed_images
 from isp_node.pipeline.result import PlanningResult
 
 SERIES_DESCRIPTION = "ISP Planning Overlay"
@@ -41,22 +41,18 @@ def build_presentation_state(localizer: Localizer, result: PlanningResult,
     groups = {p.key: GraphicGroup(i + 1, p.key, description=f"plane {p.key}")
               for i, p in enumerate(result.ok_planes)}
     annotations = []
-    for ds in localizer.datasets:
-        for frame, image in localizer.image_slices(ds):
-            lines = plan_lines(result, image)
-            if not lines:
-                continue
-            graphics = [GraphicObject(
-                GraphicTypeValues.POLYLINE, np.stack([_pixel_point(e) for e in line.ends]),
-                AnnotationUnitsValues.PIXEL, tracking_id=line.key,
-                tracking_uid=series.uid("tracking", line.key), graphic_group=groups[line.key])
-                for line in lines]
-            labels = [TextObject(line.key, AnnotationUnitsValues.PIXEL,
-                                 anchor_point=tuple(_pixel_point(line.label_point)),
-                                 anchor_point_visible=False, graphic_group=groups[line.key])
-                      for line in lines]
-            annotations.append(GraphicAnnotation([ds], layer, referenced_frame_number=frame,
-                                                 graphic_objects=graphics, text_objects=labels))
+    for ds, frame, _, lines in crossed_images(localizer, result):
+        graphics = [GraphicObject(
+            GraphicTypeValues.POLYLINE, np.stack([_pixel_point(e) for e in line.ends]),
+            AnnotationUnitsValues.PIXEL, tracking_id=line.key,
+            tracking_uid=series.uid("tracking", line.key), graphic_group=groups[line.key])
+            for line in lines]
+        labels = [TextObject(line.key, AnnotationUnitsValues.PIXEL,
+                             anchor_point=tuple(_pixel_point(line.label_point)),
+                             anchor_point_visible=False, graphic_group=groups[line.key])
+                  for line in lines]
+        annotations.append(GraphicAnnotation([ds], layer, referenced_frame_number=frame,
+                                             graphic_objects=graphics, text_objects=labels))
     if not annotations:
         return None
     gsps = GrayscaleSoftcopyPresentationState(

@@ -7,7 +7,7 @@ from highdicom.sc import SCImage
 from pydicom.dataset import Dataset
 
 from isp_node.outputs.localizer import MANUFACTURER, Localizer, ResultSeries
-from isp_node.outputs.overlay import display_window, plan_lines, render_rgb
+from isp_node.outputs.overlay import crossed_images, display_window, render_rgb
 from isp_node.pipeline.result import PlanningResult
 from isp_node.pipeline.slices import ImageSlice
 
@@ -40,35 +40,32 @@ def build_secondary_captures(localizer: Localizer, result: PlanningResult,
     if not result.usable:
         return []
     captures = []
-    for ds in localizer.datasets:
-        for frame, image in localizer.image_slices(ds):
-            lines = plan_lines(result, image)
-            if not lines:
-                continue
-            pixels = render_rgb(image, lines, _window(ds, image))
-            number = len(captures) + 1
-            sc = SCImage.from_ref_dataset(
-                ds, pixels, PhotometricInterpretationValues.RGB, bits_allocated=8,
-                coordinate_system="PATIENT",
-                series_instance_uid=series.series_uid("capture"),
-                series_number=series.series_number("capture"),
-                sop_instance_uid=series.uid("capture", ds.SOPInstanceUID, frame),
-                instance_number=number, manufacturer=MANUFACTURER,
-                pixel_spacing=tuple(float(v) for v in image.spacing),
-                patient_orientation=(_orientation_letters(image.row),
-                                     _orientation_letters(image.col)),
-            )
-            sc.SeriesDescription = SERIES_DESCRIPTION
-            sc.BurnedInAnnotation = "YES"
-            sc.ImageType = ["DERIVED", "SECONDARY", "OTHER"]
-            sc.DerivationDescription = "planned slice positions drawn on the localizer image"
-            sc.FrameOfReferenceUID = localizer.frame_of_reference_uid or None
-            source = Dataset()
-            source.ReferencedSOPClassUID = ds.SOPClassUID
-            source.ReferencedSOPInstanceUID = ds.SOPInstanceUID
-            if frame is not None:
-                source.ReferencedFrameNumber = frame
-            sc.SourceImageSequence = [source]
-            sc.SoftwareVersions = series.software_version
-            captures.append(sc)
+    for ds, frame, image, lines in crossed_images(localizer, result):
+        pixels = render_rgb(image, lines, _window(ds, image))
+        number = len(captures) + 1
+        sc = SCImage.from_ref_dataset(
+            ds, pixels, PhotometricInterpretationValues.RGB, bits_allocated=8,
+            coordinate_system="PATIENT",
+            series_instance_uid=series.series_uid("capture"),
+            series_number=series.series_number("capture"),
+            sop_instance_uid=series.uid("capture", ds.SOPInstanceUID, frame),
+            instance_number=number, manufacturer=MANUFACTURER,
+            pixel_spacing=tuple(float(v) for v in image.spacing),
+            patient_orientation=(_orientation_letters(image.row),
+                                 _orientation_letters(image.col)),
+        )
+        sc.SeriesDescription = SERIES_DESCRIPTION
+        sc.BurnedInAnnotation = "YES"
+        sc.ImageType = ["DERIVED", "SECONDARY", "OTHER"]
+        sc.DerivationDescription = "planned slice positions drawn on the localizer image"
+        if localizer.frame_of_reference_uid:
+            sc.FrameOfReferenceUID = localizer.frame_of_reference_uid
+        source = Dataset()
+        source.ReferencedSOPClassUID = ds.SOPClassUID
+        source.ReferencedSOPInstanceUID = ds.SOPInstanceUID
+        if frame is not None:
+            source.ReferencedFrameNumber = frame
+        sc.SourceImageSequence = [source]
+        sc.SoftwareVersions = series.software_version
+        captures.append(sc)
     return captures
