@@ -20,7 +20,7 @@ def _planes() -> dict[str, Plane]:
             for key in PRESCRIPTIONS}
 
 
-def _result() -> PlanningResult:
+def example_result() -> PlanningResult:
     statuses = list(PlaneStatus)
     planes = tuple(PlannedPlane(key, plane, 0.5 + i / 40, statuses[i % 3])
                    for i, (key, plane) in enumerate(_planes().items()))
@@ -28,7 +28,7 @@ def _result() -> PlanningResult:
 
 
 def test_json_round_trip_keeps_every_plane():
-    result = _result()
+    result = example_result()
     parsed = PlanningResult.from_json(json.loads(json.dumps(result.to_json())))
     assert parsed.to_json() == result.to_json()
     for original, back in zip(result.planes, parsed.planes):
@@ -37,7 +37,7 @@ def test_json_round_trip_keeps_every_plane():
 
 
 def test_rounded_directions_are_reorthonormalised():
-    entry = _result().planes[0].to_json()
+    entry = example_result().planes[0].to_json()
     for name in ("row", "col", "normal"):
         entry[name] = [round(v, 5) for v in entry[name]]
     plane = PlannedPlane.from_json(entry).plane
@@ -69,7 +69,7 @@ def test_planner_results_of_today_parse():
     (lambda e: e.pop("row"), "missing 'row'"),
 ])
 def test_bad_plane_entries_are_refused_with_the_reason(change, says):
-    entry = _result().planes[0].to_json()
+    entry = example_result().planes[0].to_json()
     change(entry)
     with pytest.raises(ResultError, match=says):
         PlanningResult.from_json({"usable": True, "message": "", "planes": [entry]})
@@ -87,7 +87,7 @@ def test_bad_results_are_refused(result, says):
 
 
 def test_unusable_localizer_claims_no_plane_and_keys_are_unique():
-    ok = _result().planes[0]
+    ok = example_result().planes[0]
     with pytest.raises(ResultError, match="unusable"):
         PlanningResult(False, "knee", (PlannedPlane(ok.key, ok.plane, 0.9, PlaneStatus.OK),))
     with pytest.raises(ResultError, match="twice"):
