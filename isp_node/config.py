@@ -71,6 +71,14 @@ class JobSettings:
 
 
 @dataclass(frozen=True)
+class ForwardingSettings:
+    """Retries of result objects sent to peers with forward_results = true."""
+
+    retry_initial_seconds: float = 2.0
+    retry_max_seconds: float = 300.0
+
+
+@dataclass(frozen=True)
 class LoggingSettings:
     level: str = "INFO"
 
@@ -83,6 +91,7 @@ class Config:
     series: SeriesSettings = field(default_factory=SeriesSettings)
     storage: StorageSettings = field(default_factory=StorageSettings)
     jobs: JobSettings = field(default_factory=JobSettings)
+    forwarding: ForwardingSettings = field(default_factory=ForwardingSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     peers: tuple[Peer, ...] = ()
 
@@ -92,6 +101,11 @@ class Config:
             if peer.ae_title == ae_title:
                 return peer
         return None
+
+    @property
+    def result_peers(self) -> tuple[Peer, ...]:
+        """The peers that receive the node's result objects."""
+        return tuple(p for p in self.peers if p.forward_results)
 
 
 def _ae_title(where: str, value: Any) -> str:
@@ -173,7 +187,8 @@ def _peer(index: int, raw: Any) -> Peer:
 
 def config_from_dict(raw: dict, base_dir: Path = Path(".")) -> Config:
     """Validate a parsed TOML document; relative storage_dir is taken from base_dir."""
-    tables = {"node", "network", "security", "series", "storage", "jobs", "logging", "peers"}
+    tables = {"node", "network", "security", "series", "storage", "jobs", "forwarding", "logging",
+              "peers"}
     for key in raw:
         if key not in tables:
             raise ConfigError(f"[{key}]: unknown table (known: {', '.join(sorted(tables))})")
@@ -236,6 +251,16 @@ def config_from_dict(raw: dict, base_dir: Path = Path(".")) -> Config:
         max_attempts=_int("[jobs] max_attempts", t.get("max_attempts", d.jobs.max_attempts), 1, 100),
     )
 
+    t = _table(raw, "forwarding", set(ForwardingSettings.__dataclass_fields__))
+    f = d.forwarding
+    retry_initial = _number("[forwarding] retry_initial_seconds",
+                            t.get("retry_initial_seconds", f.retry_initial_seconds), 0.05, 3600)
+    forwarding = ForwardingSettings(
+        retry_initial_seconds=retry_initial,
+        retry_max_seconds=_number("[forwarding] retry_max_seconds",
+                                  t.get("retry_max_seconds", f.retry_max_seconds), retry_initial, 86400),
+    )
+
     t = _table(raw, "logging", {"level"})
     logging_ = LoggingSettings(
         level=_choice("[logging] level", t.get("level", "INFO"), ("DEBUG", "INFO", "WARNING", "ERROR"))
@@ -251,7 +276,7 @@ def config_from_dict(raw: dict, base_dir: Path = Path(".")) -> Config:
             raise ConfigError(f"[[peers]] ae_title: {peer.ae_title!r} is listed twice")
         seen.add(peer.ae_title)
 
-    return Config(node, network, security, series, storage, jobs, logging_, peers)
+    return Config(node, network, security, series, storage, jobs, forwarding, logging_, peers)
 
 
 def load_config(path: Path) -> Config:

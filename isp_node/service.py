@@ -1,5 +1,5 @@
-"""`isp-node serve`: wires storage, network, series assembly and workers together,
-runs until SIGTERM or SIGINT, then drains and exits cleanly."""
+"""`isp-node serve`: wires storage, network, series assembly, workers and result
+forwarding together, runs until SIGTERM or SIGINT, then drains and exits cleanly."""
 
 import logging
 import signal
@@ -14,6 +14,7 @@ from isp_node.jobs import queue
 from isp_node.jobs.assembler import SeriesAssembler
 from isp_node.jobs.workers import WorkerPool, WorkerSpec
 from isp_node.network import server
+from isp_node.network.forwarder import Forwarder
 from isp_node.network.handlers import NodeContext
 from isp_node.storage.archive import Archive
 from isp_node.storage.database import Database
@@ -25,7 +26,7 @@ DRAIN_ASSOCIATIONS_SECONDS = 30.0
 
 
 class Node:
-    """A running isp-node: association server, series timer and worker pool."""
+    """A running isp-node: association server, series timer, worker pool, forwarder."""
 
     def __init__(self, config: Config) -> None:
         self.config = config
@@ -37,9 +38,11 @@ class Node:
                                on_new_instance=self.assembler.note_instance)
         self.context = NodeContext(config, self.db, self.archive, self.assembler)
         self.pool = WorkerPool(
-            WorkerSpec(self.db.path, root, config.jobs.planner, config.logging.level),
+            WorkerSpec(self.db.path, root, config.jobs.planner, config.logging.level,
+                       config.node.ae_title, tuple(p.ae_title for p in config.result_peers)),
             config.node.workers, self.db,
         )
+        self.forwarder = Forwarder(config, self.db, root)
         self._stop = threading.Event()
         self._server = None
 
@@ -48,6 +51,7 @@ class Node:
         if requeued or failed:
             log.info("recovered jobs from the last run: %d re-queued, %d failed", requeued, failed)
         self.pool.start()
+        self.forwarder.start()
         self._server = server.start_server(self.config, self.context)
         host, port = self._server.server_address[:2]
         log.info("isp-node %s listening as %s on %s:%d (%d workers, storage %s)",
@@ -82,6 +86,7 @@ class Node:
         for assoc in self._server.active_associations:
             assoc.abort()
         self.pool.drain()
+        self.forwarder.stop()
         log.info("stopped")
 
 

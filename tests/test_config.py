@@ -16,6 +16,9 @@ def test_shipped_config_loads_with_documented_defaults():
     assert config.security.accept_unknown is False
     assert config.series.quiet_seconds == 10.0
     assert {p.ae_title for p in config.peers} == {"SCANNER", "PACS"}
+    assert config.forwarding.retry_initial_seconds == 2.0
+    assert config.forwarding.retry_max_seconds == 300.0
+    assert {p.ae_title for p in config.result_peers} == {"SCANNER", "PACS"}
 
 
 def test_empty_config_gets_defaults_and_relative_storage_is_beside_the_file(tmp_path):
@@ -35,6 +38,9 @@ def test_empty_config_gets_defaults_and_relative_storage_is_beside_the_file(tmp_
     ({"series": {"quiet_seconds": -1}}, "[series] quiet_seconds"),
     ({"storage": {"duplicate_policy": "overwrite"}}, "[storage] duplicate_policy"),
     ({"jobs": {"planner": "no_colon"}}, "[jobs] planner"),
+    ({"forwarding": {"retry_initial_seconds": 0}}, "[forwarding] retry_initial_seconds"),
+    ({"forwarding": {"retry_initial_seconds": 10, "retry_max_seconds": 5}},
+     "[forwarding] retry_max_seconds"),
     ({"peers": [{"ae_title": "X", "host": "h"}]}, "[[peers]] #1 port: missing"),
     ({"peers": [{"ae_title": "X", "host": "h", "port": 1, "allow": ["push"]}]},
      "[[peers]] #1 allow"),

@@ -40,8 +40,10 @@ def stored_files(node) -> list[Path]:
 
 
 def instance_count(node) -> int:
+    """Instances received from peers (the node's own result objects not counted)."""
     with node.db() as conn:
-        return conn.execute("SELECT COUNT(*) FROM instances").fetchone()[0]
+        return conn.execute("SELECT COUNT(*) FROM instances WHERE calling_ae != ?",
+                            (NODE_AE,)).fetchone()[0]
 
 
 @pytest.mark.parametrize("field, value", [
@@ -96,6 +98,7 @@ def test_undecodable_dataset_is_refused_and_node_keeps_serving(node, localizer, 
 def test_duplicates_identical_and_conflicting(node, localizer):
     datasets = [pydicom.dcmread(p) for p in localizer]
     assert send(node, datasets) == [0x0000] * 9
+    node.wait_jobs(1)  # its report is stored too
     first = {p.name: p.read_bytes() for p in stored_files(node)}
     assert send(node, datasets) == [0x0000] * 9  # identical re-send
     changed = pydicom.dcmread(localizer[0])

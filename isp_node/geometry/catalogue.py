@@ -113,6 +113,23 @@ PRESCRIPTIONS = {
     "COW": Prescription(AXIAL, (200.0, 200.0), 140, 0.6),
 }
 PLANE_KEYS = tuple(PRESCRIPTIONS)
+# What each plane is, in words (DESIGN section 4): the meaning of its code in reports.
+PLANE_NAMES = {
+    "MSP": "mid-sagittal plane",
+    "ACPC": "AC-PC axial",
+    "OM": "orbitomeatal axial",
+    "OPTIC_AX": "optic nerve oblique axial",
+    "OPTIC_SAG_L": "left optic nerve oblique sagittal",
+    "OPTIC_SAG_R": "right optic nerve oblique sagittal",
+    "ORBIT_COR": "orbital coronal",
+    "PIT_SAG": "pituitary sagittal",
+    "PIT_COR": "pituitary coronal",
+    "IAC_AX": "internal auditory canals axial",
+    "IAC_COR": "internal auditory canals coronal",
+    "HIPPO_AX": "hippocampus oblique axial",
+    "HIPPO_COR": "hippocampus oblique coronal",
+    "COW": "circle of Willis slab",
+}
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,13 @@ class Plane:
         return float((np.asarray(point, dtype=float) - self.centre) @ self.normal)
 
 
+def plane_json(p: Plane) -> dict:
+    """The plane as JSON-ready lists and numbers (the shape planners and truth.json use)."""
+    return {"centre": p.centre.tolist(), "normal": p.normal.tolist(), "row": p.row.tolist(),
+            "col": p.col.tolist(), "fov_mm": list(p.fov_mm), "slab_mm": p.slab_mm,
+            "n_slices": p.n_slices, "spacing_mm": p.spacing_mm}
+
+
 def unit(v: np.ndarray) -> np.ndarray:
     """``v`` scaled to length 1; refuses a zero vector because no direction can be had from it."""
     v = np.asarray(v, dtype=float)

@@ -1,4 +1,5 @@
-"""Worker processes: each takes jobs from the queue and runs the planner on them.
+"""Worker processes: each takes jobs from the queue, runs the planner on them and
+stores the result objects (queued for forwarding in the same transaction).
 
 Workers are separate processes so that a planner that crashes, leaks or hangs
 the interpreter never takes the network side down. The pool in the node's main
@@ -16,10 +17,14 @@ from dataclasses import dataclass
 from multiprocessing.synchronize import Event
 from pathlib import Path
 
-from isp_node.jobs import queue
+import pydicom
+
+from isp_node.jobs import forwards, queue
+from isp_node.jobs.results import store_results
 from isp_node.logs import configure_logging
 from isp_node.pipeline.planner import PlanRequest, load_planner_factory
 from isp_node.storage import index
+from isp_node.storage.archive import Archive
 from isp_node.storage.database import Database
 
 log = logging.getLogger("isp_node.jobs")
@@ -36,26 +41,34 @@ class WorkerSpec:
     storage_root: Path
     planner: str
     log_level: str
+    ae_title: str = "ISPNODE"  # the node's, recorded as the sender of its result objects
+    forward_to: tuple[str, ...] = ()  # AE titles of the peers that receive results
 
 
-def run_job(db: Database, storage_root: Path, planner, job: queue.Job) -> None:
-    """Run the planner on one claimed job and record the outcome."""
+def run_job(db: Database, archive: Archive, planner, job: queue.Job, ae_title: str) -> None:
+    """Run the planner on one claimed job, store its result objects, record the outcome."""
     started = time.monotonic()
     paths = index.series_files(db.connection(), job.series_uid)
     request = PlanRequest(job.id, job.study_uid, job.series_uid,
-                          tuple(storage_root / p for p in paths))
+                          tuple(archive.root / p for p in paths))
     log.info("job %d started: series %s, %d images, attempt %d",
              job.id, job.series_uid, len(paths), job.attempts)
     try:
+        step = "planner"
         result = planner(request)
-    except Exception as exc:  # a bad series or planner bug fails the job only
-        queue.fail(db, job.id, f"{type(exc).__name__}: {exc}")
-        log.error("job %d (series %s, %d images) failed after %.2f s: %s: %s", job.id,
-                  job.series_uid, len(paths), time.monotonic() - started, type(exc).__name__, exc)
+        step = "result objects"
+        result["outputs"] = store_results(archive, request, result, ae_title).to_json()
+    except Exception as exc:  # a bad series, bad result or planner bug fails the job only
+        queue.fail(db, job.id, f"{step}: {type(exc).__name__}: {exc}")
+        log.error("job %d (series %s, %d images) failed after %.2f s: %s: %s: %s", job.id,
+                  job.series_uid, len(paths), time.monotonic() - started, step,
+                  type(exc).__name__, exc)
         return
     queue.finish(db, job.id, result)
-    log.info("job %d (series %s, %d images) done in %.2f s: %s", job.id, job.series_uid,
-             len(paths), time.monotonic() - started, result.get("message", ""))
+    log.info("job %d (series %s, %d images) done in %.2f s: %s; report %s, %d overlay objects",
+             job.id, job.series_uid, len(paths), time.monotonic() - started,
+             result.get("message", ""), result["outputs"]["report"],
+             len(result["outputs"]["overlays"]))
 
 
 def _die_with_parent() -> None:
@@ -76,8 +89,15 @@ def worker_main(spec: WorkerSpec, stop: Event) -> None:
     # terminal and service-manager signals are left to it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # Result objects copy the scanner's attributes as received; pydicom's per-value
+    # checks would refuse a scanner's odd value and cost more than the planning.
+    pydicom.config.settings.reading_validation_mode = pydicom.config.IGNORE
+    pydicom.config.settings.writing_validation_mode = pydicom.config.IGNORE
     parent = os.getppid()
     db = Database(spec.db_path)
+    archive = Archive(spec.storage_root, db, owner=False,
+                      on_new_instance=lambda conn, ds, _: forwards.enqueue(
+                          conn, ds.SOPInstanceUID, spec.forward_to))
     planner = load_planner_factory(spec.planner)()
     pid = os.getpid()
     log.info("worker %d ready (planner %s)", pid, spec.planner)
@@ -88,7 +108,7 @@ def worker_main(spec: WorkerSpec, stop: Event) -> None:
             continue
         job = queue.claim(db, pid)
         if job is not None:
-            run_job(db, spec.storage_root, planner, job)
+            run_job(db, archive, planner, job, spec.ae_title)
     log.info("worker %d stopped", pid)
 
 

@@ -70,7 +70,8 @@ def _frame_geometry(ds: Dataset, frame: int | None) -> tuple[list, list, list, f
             find("PixelMeasuresSequence", "SliceThickness"))
 
 
-def _slices_of(ds: Dataset) -> list[ImageSlice]:
+def image_slices(ds: Dataset) -> list[ImageSlice]:
+    """The patient-space slices of one MR image (one per frame); ValueError says why not."""
     if "PixelData" not in ds:
         raise ValueError("no pixel data")
     pixels = ds.pixel_array.astype(np.float32)
@@ -112,7 +113,7 @@ def load_localizer(paths: Iterable[Path]) -> LoadedLocalizer:
             ds = pydicom.dcmread(path)
             if str(ds.get("Modality", "")) != "MR":
                 raise ValueError(f"modality {ds.get('Modality', 'missing')!s}, not MR")
-            loaded.slices.extend(_slices_of(ds))
+            loaded.slices.extend(image_slices(ds))
         except Exception as exc:  # any undecodable or inconsistent file is reported, not fatal
             loaded.problems.append(f"{Path(path).name}: {exc}")
     if not loaded.slices:

@@ -34,7 +34,7 @@ def check_series(request: PlanRequest) -> dict:
     usable = not problems and sum(orientations.values()) > 1
     return {
         "planner": "series-check",
-        "images": len(request.files),
+        "image_count": len(request.files),
         "orientations": orientations,
         "usable": usable,
         "planes": [],

@@ -16,6 +16,7 @@ import numpy as np
 from scipy import ndimage
 
 from isp_node.geometry import Plane, plane_catalogue
+from isp_node.geometry.planes import plane_json
 from isp_node.geometry.rotations import head_rotation, rigid
 from isp_node.pipeline.slices import ImageSlice, antialias_sigma
 from isp_node.simulation import anatomy, artifacts, contrast, deformation, lesions, masks, objects
@@ -133,12 +134,6 @@ class SimulatedCase:
                                                        self.applied, self.brain_mm2)
             ],
         }
-
-
-def plane_json(p: Plane) -> dict:
-    return {"centre": p.centre.tolist(), "normal": p.normal.tolist(), "row": p.row.tolist(),
-            "col": p.col.tolist(), "fov_mm": list(p.fov_mm), "slab_mm": p.slab_mm,
-            "n_slices": p.n_slices, "spacing_mm": p.spacing_mm}
 
 
 def random_pose(rng: np.random.Generator, head_centre: np.ndarray) -> np.ndarray:

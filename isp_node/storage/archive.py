@@ -67,13 +67,16 @@ class Archive:
 
     def __init__(
         self, root: Path, db: Database, duplicate_policy: str = "keep_first",
-        on_new_instance: NewInstanceHook | None = None,
+        on_new_instance: NewInstanceHook | None = None, owner: bool = True,
     ) -> None:
+        """`owner`: this process prepares the storage root and drops a crash's leftover
+        temporary files; other processes storing into it (workers) must not."""
         self.root = Path(root)
         self.db = db
         self.duplicate_policy = duplicate_policy
         self.on_new_instance = on_new_instance
-        files.prepare_root(self.root)
+        if owner:
+            files.prepare_root(self.root)
 
     def path_of(self, relative: str) -> Path:
         return self.root / relative

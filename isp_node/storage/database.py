@@ -1,7 +1,8 @@
 """The node's SQLite database: one file in WAL mode, one connection per thread.
 
-It holds the instance index, the series assembly state and the job queue, so
-that completing a series and queueing its job is a single transaction.
+It holds the instance index, the series assembly state, the job queue and the
+forward queue, so that completing a series and queueing its job, or storing a
+result and queueing its forwards, is a single transaction.
 """
 
 import sqlite3
@@ -73,6 +74,20 @@ CREATE TABLE IF NOT EXISTS jobs (
     UNIQUE (series_uid, revision)
 );
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs(state, id);
+
+CREATE TABLE IF NOT EXISTS forwards (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    sop_uid TEXT NOT NULL,
+    peer TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('pending', 'sent', 'failed')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL NOT NULL,
+    last_error TEXT NOT NULL DEFAULT '',
+    created_at REAL NOT NULL,
+    sent_at REAL,
+    UNIQUE (sop_uid, peer)
+);
+CREATE INDEX IF NOT EXISTS forwards_due ON forwards(peer, state, next_attempt_at);
 """
 
 
