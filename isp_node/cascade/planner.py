@@ -5,6 +5,7 @@ planner runs on each completed localizer series and returns the verdict, the
 per-image classes and the brain's extent in patient coordinates.
 """
 
+import hashlib
 import os
 import sys
 import time
@@ -40,6 +41,11 @@ def models_dir() -> Path:
                             f"set {MODELS_ENV}")
 
 
+def model_version(path: Path) -> str:
+    """A network's file name and the start of its SHA-256: which weights made a result."""
+    return f"{path.name} sha256:{hashlib.sha256(path.read_bytes()).hexdigest()[:12]}"
+
+
 class Cascade:
     """Stages 1-2 with their networks loaded and warm."""
 
@@ -47,7 +53,8 @@ class Cascade:
         directory = directory or models_dir()
         self.iq = warm_function(load_model(directory / IQ_MODEL))
         self.coverage = warm_function(load_model(directory / COVERAGE_MODEL))
-        self.models = {"LocalizerIQ-Net": IQ_MODEL, "Coverage-Net": COVERAGE_MODEL}
+        self.models = {"LocalizerIQ-Net": model_version(directory / IQ_MODEL),
+                       "Coverage-Net": model_version(directory / COVERAGE_MODEL)}
 
     def run(self, slices) -> dict:
         """Verdict, per-image classes and brain coverage of one localizer's slices."""
