@@ -72,7 +72,8 @@ def _train(args: argparse.Namespace) -> int:
     model, state = train(recipe, data, work)
     out = Path(args.models)
     out.mkdir(parents=True, exist_ok=True)
-    name = {"iq": "localizer_iq_net", "coverage": "coverage_net"}[args.task]
+    name = {"iq": "localizer_iq_net", "coverage": "coverage_net",
+            "orientation": "orientation_net"}[args.task]
     model.save(out / f"{name}.keras")
     import json
 
@@ -169,8 +170,9 @@ def build_parser() -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=text, description=text + ". Data are simulated "
                                   "into --data on first use (shards, reused afterwards); "
                                   "training checkpoints into --work and resumes from there.")
-        sub.add_argument("task", choices=("iq", "coverage"),
-                         help="iq: LocalizerIQ-Net; coverage: Coverage-Net")
+        tasks = ("iq", "coverage", "orientation") if name == "train" else ("iq", "coverage")
+        sub.add_argument("task", choices=tasks, help="iq: LocalizerIQ-Net; coverage: Coverage-Net"
+                         + ("; orientation: Orientation-Net" if name == "train" else ""))
         sub.add_argument("--data", default="var/data", help="simulated data sets (default var/data)")
         sub.add_argument("--models", default="models", help="trained models (default models)")
         if name == "train":

@@ -85,3 +85,26 @@ def test_training_checkpoints_and_resumes(tmp_path):
     with pytest.raises(ValueError, match="another recipe"):
         train(Recipe("iq", steps=6, batch=8, learning_rate=1e-3, checkpoint_every=2),
               tmp_path, tmp_path / "work", progress=False)
+
+
+def test_orientation_training_runs_on_a_shard(tmp_path):
+    """Two steps of Orientation-Net on a tiny shard: targets made from the stored planes
+    on each case's own grid, the loss finite, the checkpoint written."""
+    from isp_node.cascade.datasets import FORMAT
+    from isp_node.cascade.orientation import ORIENTATION_SHAPE
+    from isp_node.cascade.training import Recipe, train
+    from isp_node.geometry import PLANE_KEYS
+
+    rng = np.random.default_rng(0)
+    planes = np.zeros((3, len(PLANE_KEYS), 2, 3), np.float32)
+    planes[:, :, 1] = [0.0, 0.0, 1.0]
+    planes[:, 0, 1] = [1.0, 0.0, 0.0]
+    grids = np.array([[-96, -96, -96, 3.0], [-80, -90, -100, 2.8], [np.nan] * 4], np.float32)
+    np.savez_compressed(tmp_path / f"shard_v{FORMAT}_00000000_3.npz", seeds=np.arange(3),
+                        orientation_volumes=rng.random((3, *ORIENTATION_SHAPE, 2)).astype(np.float16),
+                        orientation_grids=grids, planes=planes)
+    recipe = Recipe("orientation", steps=2, batch=2, learning_rate=1e-3, checkpoint_every=2)
+    model, state = train(recipe, tmp_path, tmp_path / "work", progress=False)
+    assert state["step"] == 2 and state["samples"] == 2  # the case without a brain is left out
+    assert np.isfinite(state["losses"][-1][1])
+    assert model.output_shape == (None, *ORIENTATION_SHAPE, 2 * len(PLANE_KEYS))

@@ -3,7 +3,7 @@
 import numpy as np
 
 from isp_node.cascade.orientation import (
-    DISTANCE_RANGE_MM, orientation_grid, plane_targets, planes_from_outputs)
+    DISTANCE_RANGE_MM, orientation_grid, plane_array, plane_targets, planes_from_outputs)
 from isp_node.geometry import PLANE_KEYS, normal_angle_deg, plane_catalogue, transform_plane
 from isp_node.geometry.rotations import head_rotation, rigid
 
@@ -19,7 +19,7 @@ def test_targets_decode_into_the_catalogue_planes(mni_head):
     pose = rigid(head_rotation(14, -6, 9), np.array([4.0, -9.0, 12.0]))
     truth = {key: transform_plane(p, pose) for key, p in plane_catalogue(mni_head.landmarks).items()}
     grid = orientation_grid(truth["ACPC"].centre + np.array([2.0, 20.0, 15.0]), 170.0)
-    targets = plane_targets(grid, truth)
+    targets = plane_targets(grid, plane_array(truth))
     assert targets.distance.shape == (*grid.shape, len(PLANE_KEYS))
     assert np.abs(targets.distance).max() <= 1.0 and targets.weight[..., 0].sum() > 1000
     decoded = planes_from_outputs(grid, targets.distance, targets.heat)
@@ -37,7 +37,7 @@ def test_targets_decode_into_the_catalogue_planes(mni_head):
 def test_wrong_votes_far_from_the_plane_are_rejected(mni_head):
     truth = plane_catalogue(mni_head.landmarks)
     grid = orientation_grid(truth["ACPC"].centre, 170.0)
-    targets = plane_targets(grid, truth)
+    targets = plane_targets(grid, plane_array(truth))
     distance = targets.distance.copy()
     rng = np.random.default_rng(0)
     corrupt = rng.random(grid.shape) < 0.1  # a tenth of the voxels vote 8-15 mm off

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from isp_node.geometry import PLANE_KEYS
+from isp_node.cascade.orientation import ORIENTATION_SHAPE, plane_array
 
 SHARD_SIZE = 25
 FORMAT = 5  # shards of another format are made again (5: per-image noise of 3D scouts, pydeface brain map)
@@ -32,21 +32,12 @@ class DatasetSpec:
         return list(range(self.first_seed, self.first_seed + self.count, SHARD_SIZE))
 
 
-def _plane_array(planes: dict) -> np.ndarray:
-    """(keys, 2, 3): centre and normal of every plane key (NaN when not planned)."""
-    out = np.full((len(PLANE_KEYS), 2, 3), np.nan, np.float32)
-    for i, key in enumerate(PLANE_KEYS):
-        if key in planes:
-            out[i] = [planes[key].centre, planes[key].normal]
-    return out
-
-
 def _make_shard(args: tuple[Path, int, int, DatasetSpec]) -> Path:
     from isp_node.simulation.tensors import training_sample
 
     path, first, count, spec = args
     volumes, brains, images, labels, owners, usable, origins, planes, seeds = ([] for _ in range(9))
-    kinds, orientations, areas = [], [], []
+    kinds, orientations, areas, orientation_volumes, orientation_grids = [], [], [], [], []
     for seed in range(first, first + count):
         s = training_sample(seed, heads=spec.heads, unusable_fraction=spec.unusable_fraction,
                             anatomy_seed=seed - seed % spec.views)
@@ -57,18 +48,27 @@ def _make_shard(args: tuple[Path, int, int, DatasetSpec]) -> Path:
         owners.append(np.full(len(s.labels), len(seeds), np.int32))
         usable.append(s.usable)
         origins.append(s.volume.grid.origin.astype(np.float32))
-        planes.append(_plane_array(s.planes))
+        planes.append(plane_array(s.planes))
         seeds.append(seed)
         kinds.append(s.kind)
         orientations.extend(s.orientations)
         areas.append(s.brain_mm2)
+        if s.orientation is None:  # no brain to plan on: no Orientation-Net input
+            orientation_volumes.append(np.zeros((*ORIENTATION_SHAPE, 2), np.float16))
+            orientation_grids.append(np.full(4, np.nan, np.float32))
+        else:
+            orientation_volumes.append(s.orientation.tensor().astype(np.float16))
+            grid = s.orientation.grid
+            orientation_grids.append(np.append(grid.origin, grid.spacing).astype(np.float32))
     tmp = path.with_suffix(".tmp.npz")
     np.savez_compressed(tmp, volumes=np.stack(volumes), brains=np.stack(brains),
                         images=np.concatenate(images), labels=np.concatenate(labels),
                         owners=np.concatenate(owners), usable=np.array(usable),
                         origins=np.stack(origins), planes=np.stack(planes), seeds=np.array(seeds),
                         kinds=np.array(kinds), orientations=np.array(orientations),
-                        brain_mm2=np.concatenate(areas))
+                        brain_mm2=np.concatenate(areas),
+                        orientation_volumes=np.stack(orientation_volumes),
+                        orientation_grids=np.stack(orientation_grids))
     tmp.rename(path)
     return path
 

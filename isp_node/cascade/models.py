@@ -30,12 +30,8 @@ def _conv_block(k, x, filters: int, name: str):
     return x
 
 
-def build_unet(shape: tuple[int, int, int], outputs: int, activation: str | None, name: str,
-               output_name: str, base: int = 8, levels: int = 3) -> "keras.Model":
-    """A 3D U-Net on the localizer volume (intensity, coverage): `levels` poolings,
-    filters doubling from `base`, skip connections, one 1x1x1 output per channel."""
-    k = keras()
-    inputs = k.Input((*shape, 2), name="localizer")
+def _unet(k, inputs, base: int, levels: int):
+    """A 3D U-Net body: `levels` poolings, filters doubling from `base`, skip connections."""
     skips, x = [], inputs
     for level in range(levels):
         x = _conv_block(k, x, base * 2**level, f"down{level}")
@@ -46,11 +42,28 @@ def build_unet(shape: tuple[int, int, int], outputs: int, activation: str | None
         x = k.layers.Conv3DTranspose(base * 2**level, 2, strides=2, name=f"up{level}")(x)
         x = k.layers.Concatenate()([x, skips[level]])
         x = _conv_block(k, x, base * 2**level, f"dec{level}")
-    out = k.layers.Conv3D(outputs, 1, activation=activation, name=output_name)(x)
-    return k.Model(inputs, out, name=name)
+    return x
 
 
 def build_coverage_net(shape: tuple[int, int, int] = (64, 64, 64), base: int = 8,
                        levels: int = 3) -> "keras.Model":
-    """Coverage-Net: the probability that each voxel of the localizer volume is brain."""
-    return build_unet(shape, 1, "sigmoid", "coverage_net", "brain", base, levels)
+    """Coverage-Net: a 3D U-Net on the localizer volume (intensity, coverage) giving
+    the probability that each voxel is brain."""
+    k = keras()
+    inputs = k.Input((*shape, 2), name="localizer")
+    outputs = k.layers.Conv3D(1, 1, activation="sigmoid", name="brain")(_unet(k, inputs, base, levels))
+    return k.Model(inputs, outputs, name="coverage_net")
+
+
+def build_orientation_net(planes: int, shape: tuple[int, int, int] = (64, 64, 64), base: int = 8,
+                          levels: int = 3) -> "keras.Model":
+    """Orientation-Net: a 3D U-Net on the brain-centred localizer volume giving, per plane,
+    the signed distance to it (tanh, in units of the learnt range) and a heat blob at its
+    centre (sigmoid); the 2 x `planes` channels are distances first."""
+    k = keras()
+    inputs = k.Input((*shape, 2), name="localizer")
+    x = _unet(k, inputs, base, levels)
+    distance = k.layers.Conv3D(planes, 1, activation="tanh", name="distance")(x)
+    heat = k.layers.Conv3D(planes, 1, activation="sigmoid", name="heat")(x)
+    return k.Model(inputs, k.layers.Concatenate(name="planes")([distance, heat]),
+                   name="orientation_net")

@@ -45,6 +45,16 @@ def orientation_grid(brain_centre: np.ndarray, brain_size_mm: float,
     return Grid.centred(np.asarray(brain_centre, dtype=float), shape, spacing)
 
 
+def plane_array(planes: dict[str, Plane]) -> np.ndarray:
+    """(K, 2, 3) centre and normal of every plane key in `PLANE_KEYS` order (NaN if absent):
+    all the targets need, in a form shards can hold."""
+    out = np.full((len(PLANE_KEYS), 2, 3), np.nan, np.float32)
+    for i, key in enumerate(PLANE_KEYS):
+        if key in planes:
+            out[i] = [planes[key].centre, planes[key].normal]
+    return out
+
+
 @dataclass(frozen=True)
 class Targets:
     """What Orientation-Net learns on one grid, channels in `PLANE_KEYS` order."""
@@ -53,19 +63,23 @@ class Targets:
     weight: np.ndarray  # (X, Y, Z, K) 1 where the distance is learnt (band near the centre)
     heat: np.ndarray  # (X, Y, Z, K) Gaussian blob at each plane's centre
 
+    def stacked(self) -> np.ndarray:
+        """(X, Y, Z, 3K) float32: distance, weight, heat, as the training loss takes them."""
+        return np.concatenate([self.distance, self.weight, self.heat], axis=-1)
 
-def plane_targets(grid: Grid, planes: dict[str, Plane]) -> Targets:
-    """Targets of the planes (patient LPS) on `grid`; keys missing from `planes` get no weight."""
+
+def plane_targets(grid: Grid, planes: np.ndarray) -> Targets:
+    """Targets on `grid` of planes given as `plane_array` (patient LPS); absent keys get no weight."""
     points = grid.points()
     shape = (*grid.shape, len(PLANE_KEYS))
     distance, weight, heat = (np.zeros(shape, np.float32) for _ in range(3))
     for k, key in enumerate(PLANE_KEYS):
-        if key not in planes:
+        centre, normal = np.asarray(planes[k], dtype=float)
+        if not np.all(np.isfinite(centre)):
             continue
-        plane = planes[key]
-        offset = points - plane.centre
-        d = offset @ plane.normal
-        in_plane = np.linalg.norm(offset - d[..., None] * plane.normal, axis=-1)
+        offset = points - centre
+        d = offset @ normal
+        in_plane = np.linalg.norm(offset - d[..., None] * normal, axis=-1)
         distance[..., k] = np.clip(d / DISTANCE_RANGE_MM, -1, 1)
         weight[..., k] = (np.abs(d) < DISTANCE_RANGE_MM) & (in_plane < VOTE_RADIUS_MM[key])
         heat[..., k] = np.exp(-(offset**2).sum(axis=-1) / (2 * HEAT_SIGMA_MM**2))

@@ -13,7 +13,10 @@ from pathlib import Path
 import numpy as np
 
 from isp_node.cascade import datasets
-from isp_node.cascade.models import IQ_CLASSES, build_coverage_net, build_iq_net
+from isp_node.cascade.models import IQ_CLASSES, build_coverage_net, build_iq_net, build_orientation_net
+from isp_node.cascade.orientation import plane_targets
+from isp_node.geometry import PLANE_KEYS
+from isp_node.pipeline.volume import Grid
 from isp_node.simulation.cases import ANATOMY_MIN_BRAIN_MM2
 from isp_node.cascade.runtime import keras, tensorflow
 
@@ -22,7 +25,7 @@ from isp_node.cascade.runtime import keras, tensorflow
 class Recipe:
     """Everything that determines a trained model, recorded next to it."""
 
-    task: str  # "iq" or "coverage"
+    task: str  # "iq", "coverage" or "orientation"
     steps: int
     batch: int
     learning_rate: float
@@ -33,7 +36,9 @@ class Recipe:
 DEFAULT_RECIPES = {
     "iq": Recipe("iq", steps=4000, batch=64, learning_rate=2e-3),
     "coverage": Recipe("coverage", steps=1500, batch=4, learning_rate=2e-3),
+    "orientation": Recipe("orientation", steps=3000, batch=2, learning_rate=1e-3),
 }
+HEAT_EMPHASIS = 20.0  # the centre blobs are small: their voxels weigh this much more
 
 
 def _register():
@@ -50,7 +55,20 @@ def _register():
         dice = 1.0 - (2.0 * inter + 1.0) / (total + 1.0)
         return tf.reduce_mean(bce, axis=(1, 2, 3)) + dice
 
-    return dice_bce
+    @k.saving.register_keras_serializable(package="isp_node")
+    def orientation_loss(y_true, y_pred):
+        """Squared distance error where the distance is learnt, plus the centre heat error
+        with the blobs emphasised (targets stacked as `orientation.Targets.stacked`)."""
+        n = len(PLANE_KEYS)
+        distance, weight, heat = y_true[..., :n], y_true[..., n:2 * n], y_true[..., 2 * n:]
+        axes = (1, 2, 3, 4)
+        distance_error = tf.reduce_sum(weight * (y_pred[..., :n] - distance) ** 2, axis=axes) / (
+            tf.reduce_sum(weight, axis=axes) + 1.0)
+        heat_error = tf.reduce_mean((1.0 + HEAT_EMPHASIS * heat) * (y_pred[..., n:] - heat) ** 2,
+                                    axis=axes)
+        return distance_error + heat_error
+
+    return dice_bce, orientation_loss
 
 
 def build_model(recipe: Recipe):
@@ -61,9 +79,12 @@ def build_model(recipe: Recipe):
                       loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     elif recipe.task == "coverage":
         model = build_coverage_net()
-        model.compile(k.optimizers.Adam(recipe.learning_rate), loss=_register())
+        model.compile(k.optimizers.Adam(recipe.learning_rate), loss=_register()[0])
+    elif recipe.task == "orientation":
+        model = build_orientation_net(len(PLANE_KEYS))
+        model.compile(k.optimizers.Adam(recipe.learning_rate), loss=_register()[1])
     else:
-        raise ValueError(f"unknown task {recipe.task!r} (known: iq, coverage)")
+        raise ValueError(f"unknown task {recipe.task!r} (known: iq, coverage, orientation)")
     return model
 
 
@@ -81,11 +102,17 @@ def _augment_volumes(volumes: np.ndarray, brains: np.ndarray,
     """Left-right flips and intensity gamma/scale of the image channel."""
     if rng.uniform() < 0.5:
         volumes, brains = volumes[:, ::-1], brains[:, ::-1]
+    return _augment_intensity(volumes, rng), brains
+
+
+def _augment_intensity(volumes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Intensity gamma and scale of the image channel (contrast varies between scanners);
+    no flips where the targets have a side."""
     volumes = volumes.copy()
     gamma = rng.uniform(0.7, 1.4, (len(volumes), 1, 1, 1))
     volumes[..., 0] = np.clip(volumes[..., 0], 0, None) ** gamma * rng.uniform(
         0.8, 1.2, (len(volumes), 1, 1, 1))
-    return volumes, brains
+    return volumes
 
 
 class Batches:
@@ -106,6 +133,14 @@ class Batches:
             area = data["brain_mm2"] / ANATOMY_MIN_BRAIN_MM2
             borderline = (area > 0.5) & (area < 1.5) & (self.y != IQ_CLASSES.index("artifact"))
             self.weights = np.where(borderline, 0.3, 1.0).astype(np.float32)
+        elif recipe.task == "orientation":
+            data = datasets.load_shards(shards, ("orientation_volumes", "orientation_grids",
+                                                 "planes"))
+            keep = np.isfinite(data["orientation_grids"][:, 3])  # cases with a brain to plan on
+            self.x = data["orientation_volumes"][keep]
+            self.grids = data["orientation_grids"][keep]
+            self.y = data["planes"][keep]
+            self.p = None
         else:
             data = datasets.load_shards(shards, ("volumes", "brains"))
             self.x = data["volumes"]
@@ -121,6 +156,11 @@ class Batches:
         if self.recipe.task == "iq":
             x = _augment_images(self.x[index].astype(np.float32), rng)[..., None]
             return x.astype(np.float32), self.y[index], self.weights[index]
+        if self.recipe.task == "orientation":
+            x = _augment_intensity(self.x[index].astype(np.float32), rng)
+            y = np.stack([plane_targets(Grid(tuple(x.shape[1:4]), float(g[3]), g[:3]), planes).stacked()
+                          for g, planes in zip(self.grids[index], self.y[index])])
+            return np.ascontiguousarray(x), y, None
         x, y = _augment_volumes(self.x[index].astype(np.float32),
                                 self.y[index].astype(np.float32) / 255, rng)
         return np.ascontiguousarray(x), np.ascontiguousarray(y[..., None]), None

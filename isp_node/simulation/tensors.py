@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from isp_node.cascade.brain import brain_summary
+from isp_node.cascade.orientation import orientation_grid
 from isp_node.geometry import Plane
 from isp_node.pipeline.image_input import iq_input
 from isp_node.pipeline.volume import Grid, LocalizerVolume, localizer_centre, resample
@@ -20,6 +22,10 @@ from isp_node.simulation.cases import LABELS, simulate_case
 GRID_SHAPE = (64, 64, 64)
 GRID_SPACING_MM = 4.0
 RENDER_FRACTION = 1.0  # render slices at the grid spacing: finer detail is blurred away
+ORIENTATION_MIN_BRAIN_ML = 300.0  # less brain in view: nothing to plan on
+ORIENTATION_STREAM = 4  # random stream of the orientation grid's jitter
+CENTRE_JITTER_MM = 4.0
+SIZE_JITTER = 0.05
 
 
 @dataclass(frozen=True)
@@ -27,7 +33,8 @@ class TrainingSample:
     """Inputs and targets of one simulated localizer."""
 
     seed: int
-    volume: LocalizerVolume  # Coverage/Orientation-Net input, tensor() is (X, Y, Z, 2)
+    volume: LocalizerVolume  # Coverage-Net input, tensor() is (X, Y, Z, 2)
+    orientation: LocalizerVolume | None  # Orientation-Net input on the brain-centred grid
     brain: np.ndarray  # (X, Y, Z) float32 brain membership: Coverage-Net target
     images: np.ndarray  # (n_images, 64, 64) float32: LocalizerIQ-Net inputs
     labels: np.ndarray  # (n_images,) int: index into LABELS
@@ -46,8 +53,17 @@ def training_sample(seed: int, grid_shape: tuple[int, int, int] = GRID_SHAPE,
     grid = Grid.centred(localizer_centre(case.slices), grid_shape, spacing_mm)
     volume = resample(case.slices, grid)
     brain = brain_target(case.subject, grid)
+    orientation = None
+    summary = brain_summary(brain, grid)
+    if summary["volume_ml"] >= ORIENTATION_MIN_BRAIN_ML:
+        # centred and scaled by the true brain, off by what Coverage-Net may get wrong
+        rng = np.random.default_rng([seed, ORIENTATION_STREAM])
+        size = float(np.max(np.subtract(summary["high_lps"], summary["low_lps"])))
+        orientation = resample(case.slices, orientation_grid(
+            np.asarray(summary["centre_lps"]) + rng.normal(0, CENTRE_JITTER_MM, 3),
+            size * float(np.exp(rng.normal(0, SIZE_JITTER)))))
     return TrainingSample(
-        seed=seed, volume=volume, brain=brain.astype(np.float32),
+        seed=seed, volume=volume, orientation=orientation, brain=brain.astype(np.float32),
         images=np.stack([iq_input(s) for s in case.slices]),
         labels=np.array([LABELS.index(label) for label in case.labels]),
         usable=case.usable, kind=case.kind, orientations=[s.orientation for s in case.slices],
