@@ -45,3 +45,21 @@ def test_wrong_votes_far_from_the_plane_are_rejected(mni_head):
     decoded = planes_from_outputs(grid, distance, targets.heat)
     assert normal_angle_deg(decoded["MSP"].plane, truth["MSP"]) < 0.3
     assert abs(truth["ACPC"].signed_distance(decoded["ACPC"].plane.centre)) < 0.3
+
+
+def test_exact_votes_give_confident_planes_and_bent_ones_do_not(mni_head):
+    from isp_node.cascade.orientation import planned_planes
+    from isp_node.pipeline.result import PlanningResult
+
+    truth = plane_catalogue(mni_head.landmarks)
+    grid = orientation_grid(truth["ACPC"].centre, 170.0)
+    targets = plane_targets(grid, plane_array(truth))
+    entries = planned_planes(planes_from_outputs(grid, targets.distance, targets.heat))
+    assert {e["key"] for e in entries} == set(PLANE_KEYS)
+    assert all(e["status"] == "OK" and e["confidence"] > 0.9 for e in entries)
+    # the planner's JSON is what the result objects read
+    result = PlanningResult.from_json({"usable": True, "message": "ok", "planes": entries})
+    assert len(result.planes) == len(PLANE_KEYS)
+    noisy = targets.distance + np.random.default_rng(1).normal(0, 0.4, targets.distance.shape)
+    bent = planned_planes(planes_from_outputs(grid, noisy.astype(np.float32), targets.heat))
+    assert all(e["status"] != "OK" for e in bent)

@@ -21,7 +21,7 @@ import numpy as np
 
 from isp_node.geometry.catalogue import PLANE_KEYS, HeadFrame, make_plane
 from isp_node.geometry.fitting import PlaneFit, fit_distance_votes, weighted_centre
-from isp_node.geometry.planes import Plane, unit
+from isp_node.geometry.planes import Plane, plane_json, unit
 from isp_node.pipeline.volume import Grid
 
 ORIENTATION_SHAPE = (64, 64, 64)
@@ -125,3 +125,36 @@ def frame_from(left: np.ndarray, superior: np.ndarray) -> HeadFrame:
     left = unit(left)
     superior = unit(superior - (superior @ left) * left)
     return HeadFrame(left, np.cross(superior, left), superior)
+
+
+# Confidence of a fitted plane, provisional until calibrated on held-out errors: the votes
+# should agree to within about EXPECTED_RESIDUAL_MM, be many, form a true distance field
+# (gradient 1), and MSP must be perpendicular to ACPC (every plane is oriented by them).
+EXPECTED_RESIDUAL_MM = 2.0
+MIN_SUPPORT = 200.0
+OK_CONFIDENCE, LOW_CONFIDENCE = 0.5, 0.2
+
+
+def plane_confidence(fit: PlaneFit, frame_error_deg: float) -> float:
+    """0..1 from the fit's residual, support and gradient and the head frame's error."""
+    return float(np.exp(-max(fit.residual_mm - EXPECTED_RESIDUAL_MM, 0.0) / 4.0)
+                 * min(1.0, fit.support / MIN_SUPPORT)
+                 * np.exp(-abs(fit.gradient - 1.0) / 0.2)
+                 * np.exp(-frame_error_deg / 3.0))
+
+
+def planned_planes(fitted: dict[str, FittedPlane]) -> list[dict]:
+    """The planner's JSON entries (`pipeline.planner`) of fitted planes, with confidence and
+    status (OK / LOW_CONFIDENCE / FAILED)."""
+    if not fitted:
+        return []
+    cosine = abs(float(fitted["MSP"].fit.normal @ fitted["ACPC"].fit.normal))
+    frame_error = float(np.degrees(np.arcsin(min(cosine, 1.0))))  # off perpendicular
+    out = []
+    for key, found in fitted.items():
+        confidence = plane_confidence(found.fit, frame_error)
+        status = "OK" if confidence >= OK_CONFIDENCE else \
+            "LOW_CONFIDENCE" if confidence >= LOW_CONFIDENCE else "FAILED"
+        out.append({"key": key, **plane_json(found.plane), "confidence": round(confidence, 4),
+                    "status": status})
+    return out

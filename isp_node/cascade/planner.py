@@ -1,8 +1,11 @@
-"""The cascade as the worker's planner: stages 1-2 today (image quality, brain coverage).
+"""The cascade as the worker's planner: image quality, brain coverage and, where its
+network is installed, the planes.
 
 `make_planner()` loads the networks once per worker process; the returned
 planner runs on each completed localizer series and returns the verdict, the
-per-image classes and the brain's extent in patient coordinates.
+per-image classes, the brain's extent in patient coordinates and the planes
+(stage 3 runs only when `orientation_net.keras` is among the models and the
+localizer is usable).
 """
 
 import hashlib
@@ -16,16 +19,19 @@ import numpy as np
 from isp_node.cascade.brain import brain_summary
 from isp_node.cascade.inference import load_model, warm_function
 from isp_node.cascade.models import IQ_CLASSES
+from isp_node.cascade.orientation import orientation_grid, planes_from_outputs, planned_planes
 from isp_node.cascade.verdict import localizer_verdict
 from isp_node.pipeline.image_input import iq_input
 from isp_node.pipeline.loader import LocalizerError, load_localizer
 from isp_node.pipeline.planner import PlanRequest, Planner
+from isp_node.geometry import PLANE_KEYS
 from isp_node.pipeline.volume import Grid, localizer_centre, resample
 from isp_node.simulation.tensors import GRID_SHAPE, GRID_SPACING_MM
 
 MODELS_ENV = "ISP_NODE_MODELS"
 IQ_MODEL = "localizer_iq_net.keras"
 COVERAGE_MODEL = "coverage_net.keras"
+ORIENTATION_MODEL = "orientation_net.keras"
 
 
 def models_dir() -> Path:
@@ -47,7 +53,7 @@ def model_version(path: Path) -> str:
 
 
 class Cascade:
-    """Stages 1-2 with their networks loaded and warm."""
+    """The cascade's networks loaded and warm (Orientation-Net only if installed)."""
 
     def __init__(self, directory: Path | None = None) -> None:
         directory = directory or models_dir()
@@ -55,9 +61,21 @@ class Cascade:
         self.coverage = warm_function(load_model(directory / COVERAGE_MODEL))
         self.models = {"LocalizerIQ-Net": model_version(directory / IQ_MODEL),
                        "Coverage-Net": model_version(directory / COVERAGE_MODEL)}
+        self.orientation = None
+        if (directory / ORIENTATION_MODEL).exists():
+            self.orientation = warm_function(load_model(directory / ORIENTATION_MODEL))
+            self.models["Orientation-Net"] = model_version(directory / ORIENTATION_MODEL)
+
+    def planes(self, slices, brain: dict) -> list[dict]:
+        """Stage 3: the planes (planner JSON entries) on the grid centred on the brain."""
+        size = float(np.max(np.subtract(brain["high_lps"], brain["low_lps"])))
+        grid = orientation_grid(np.asarray(brain["centre_lps"]), size)
+        outputs = self.orientation(resample(slices, grid).tensor()[None]).numpy()[0]
+        keys = len(PLANE_KEYS)
+        return planned_planes(planes_from_outputs(grid, outputs[..., :keys], outputs[..., keys:]))
 
     def run(self, slices) -> dict:
-        """Verdict, per-image classes and brain coverage of one localizer's slices."""
+        """Verdict, per-image classes, brain coverage and planes of one localizer's slices."""
         started = time.perf_counter()
         images = np.stack([iq_input(s) for s in slices])[..., None]
         probabilities = self.iq(images).numpy()
@@ -74,7 +92,7 @@ class Cascade:
                         "probabilities": [round(float(v), 4) for v in p]}
                        for s, c, p in zip(slices, classes, probabilities)],
             "brain": brain,
-            "planes": [],
+            "planes": self.planes(slices, brain) if self.orientation and verdict.usable else [],
             "models": self.models,
         }
         result["seconds"] = round(time.perf_counter() - started, 4)

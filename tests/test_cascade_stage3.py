@@ -1,0 +1,31 @@
+"""The cascade runs stage 3 when an Orientation-Net is installed beside the other networks."""
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from isp_node.cascade.models import build_orientation_net
+from isp_node.cascade.planner import COVERAGE_MODEL, IQ_MODEL, Cascade, models_dir
+from isp_node.geometry import PLANE_KEYS
+from isp_node.pipeline.result import PlanningResult
+from isp_node.simulation.cases import simulate_case
+from isp_node.simulation.tensors import GRID_SPACING_MM
+
+
+def test_installed_orientation_net_gives_planes_in_the_planner_shape(tmp_path: Path):
+    for name in (IQ_MODEL, COVERAGE_MODEL):
+        shutil.copy(models_dir() / name, tmp_path / name)
+    without = Cascade(tmp_path)
+    build_orientation_net(len(PLANE_KEYS)).save(tmp_path / "orientation_net.keras")  # untrained
+    cascade = Cascade(tmp_path)
+    assert without.orientation is None and "Orientation-Net" in cascade.models
+    slices = simulate_case(7, kind="usable", protocol="three_plane",
+                           resolution_mm=GRID_SPACING_MM).slices
+    result = cascade.run(slices)
+    assert without.run(slices)["planes"] == []
+    assert result["usable"] and isinstance(result["planes"], list)
+    parsed = PlanningResult.from_json(result)  # whatever an untrained net finds is encodable
+    assert {p.key for p in parsed.planes} <= set(PLANE_KEYS)
+    assert all(0.0 <= p.confidence <= 1.0 for p in parsed.planes)
+    assert np.isfinite(result["seconds"])
