@@ -15,7 +15,7 @@ import numpy as np
 from isp_node.cascade.orientation import ORIENTATION_SHAPE, plane_array
 
 SHARD_SIZE = 25
-FORMAT = 5  # shards of another format are made again (5: per-image noise of 3D scouts, pydeface brain map)
+FORMAT = 6  # shards of another format are made again (6: Orientation-Net input and grid)
 
 
 @dataclass(frozen=True)
