@@ -87,18 +87,22 @@ def _evaluate(args: argparse.Namespace) -> int:
     import json
 
     from isp_node.cascade.datasets import DatasetSpec, make_dataset
-    from isp_node.cascade.evaluation import evaluate_coverage, evaluate_iq, evaluate_through_dicom
+    from isp_node.cascade.evaluation import (
+        evaluate_coverage, evaluate_iq, evaluate_orientation, evaluate_through_dicom)
     from isp_node.cascade.planner import Cascade
     from isp_node.cascade.inference import load_model
 
     configure_logging("WARNING")
     coverage = load_model(Path(args.models) / "coverage_net.keras")
     iq = load_model(Path(args.models) / "localizer_iq_net.keras") if args.task == "iq" else None
+    orientation = load_model(Path(args.models) / "orientation_net.keras") \
+        if args.task == "orientation" else None
     results = {}
     for name, spec in EVAL_DATA.items():
         shards = make_dataset(Path(args.data) / f"eval_{name}",
                               DatasetSpec(**spec, unusable_fraction=0.35))
         results[name] = evaluate_iq(iq, coverage, shards) if args.task == "iq" \
+            else evaluate_orientation(orientation, shards) if args.task == "orientation" \
             else evaluate_coverage(coverage, shards)
     if args.task == "iq":
         cascade = Cascade(Path(args.models))
@@ -170,9 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=text, description=text + ". Data are simulated "
                                   "into --data on first use (shards, reused afterwards); "
                                   "training checkpoints into --work and resumes from there.")
-        tasks = ("iq", "coverage", "orientation") if name == "train" else ("iq", "coverage")
-        sub.add_argument("task", choices=tasks, help="iq: LocalizerIQ-Net; coverage: Coverage-Net"
-                         + ("; orientation: Orientation-Net" if name == "train" else ""))
+        sub.add_argument("task", choices=("iq", "coverage", "orientation"),
+                         help="iq: LocalizerIQ-Net; coverage: Coverage-Net; "
+                         "orientation: Orientation-Net")
         sub.add_argument("--data", default="var/data", help="simulated data sets (default var/data)")
         sub.add_argument("--models", default="models", help="trained models (default models)")
         if name == "train":

@@ -63,3 +63,47 @@ def test_exact_votes_give_confident_planes_and_bent_ones_do_not(mni_head):
     noisy = targets.distance + np.random.default_rng(1).normal(0, 0.4, targets.distance.shape)
     bent = planned_planes(planes_from_outputs(grid, noisy.astype(np.float32), targets.heat))
     assert all(e["status"] != "OK" for e in bent)
+
+
+class _Outputs:
+    """Network outputs known in advance, handed out batch by batch as a model would."""
+
+    def __init__(self, outputs: np.ndarray) -> None:
+        self.outputs, self.given = outputs, 0
+
+    def __call__(self, x, training=False):
+        out = self.outputs[self.given:self.given + len(x)]
+        self.given += len(x)
+        return type("Tensor", (), {"numpy": lambda _: out})()
+
+
+def test_evaluation_measures_known_errors(mni_head, tmp_path):
+    """Outputs made from the truth with MSP turned by 2 degrees and ACPC shifted by 1.5 mm
+    are measured as exactly that; the other planes as exact."""
+    from isp_node.cascade.datasets import FORMAT
+    from isp_node.cascade.evaluation import evaluate_orientation
+    from isp_node.cascade.orientation import ORIENTATION_SHAPE
+    from isp_node.geometry.planes import Plane
+
+    truth = plane_catalogue(mni_head.landmarks)
+    grid = orientation_grid(truth["ACPC"].centre, 170.0)
+    wrong = dict(truth)
+    rotation = head_rotation(0, 0, 2.0)  # yaw turns the MSP normal by 2 degrees
+    msp = truth["MSP"]
+    wrong["MSP"] = Plane(msp.centre, rotation @ msp.normal, rotation @ msp.row, rotation @ msp.col,
+                         msp.fov_mm, msp.slab_mm, msp.n_slices, msp.spacing_mm)
+    acpc = truth["ACPC"]
+    wrong["ACPC"] = Plane(acpc.centre + 1.5 * acpc.normal, acpc.normal, acpc.row, acpc.col,
+                          acpc.fov_mm, acpc.slab_mm, acpc.n_slices, acpc.spacing_mm)
+    made = plane_targets(grid, plane_array(wrong))
+    outputs = np.concatenate([made.distance, made.heat], axis=-1)[None]
+    np.savez_compressed(tmp_path / f"shard_v{FORMAT}_00000000_1.npz", seeds=np.arange(1),
+                        orientation_volumes=np.zeros((1, *ORIENTATION_SHAPE, 2), np.float16),
+                        orientation_grids=np.array([[*grid.origin, grid.spacing]], np.float32),
+                        planes=plane_array(truth)[None])
+    result = evaluate_orientation(_Outputs(outputs), sorted(tmp_path.glob("*.npz")))
+    assert result["cases"] == 1 and result["planes_missing"] == 0
+    assert abs(result["angle_deg_median_p95_max"]["MSP"][0] - 2.0) < 0.05
+    assert abs(result["distance_mm_median_p95_max"]["ACPC"][0] - 1.5) < 0.05
+    assert result["angle_deg_median_p95_max"]["COW"][0] < 0.05
+    assert result["distance_mm_median_p95_max"]["COW"][0] < 0.05

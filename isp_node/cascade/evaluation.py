@@ -122,3 +122,46 @@ def evaluate_through_dicom(cascade, seeds: range, head: str, unusable_fraction: 
             "unusable_flagged": float(np.mean(flagged[False])) if flagged[False] else 1.0,
             "unusable_missed_kinds": missed,
             "usable_flagged": float(np.mean(flagged[True])) if flagged[True] else 0.0}
+
+
+def evaluate_orientation(model, shards: list[Path]) -> dict:
+    """Per plane key: angle (degrees) between predicted and true normals and distance (mm)
+    from the true centre to the predicted plane, median / p95 / max over the cases with a
+    brain to plan on; how many planes were found; and whether the status flags the bad ones
+    (error above 3 degrees or 3 mm should not be OK)."""
+    from isp_node.cascade.orientation import planes_from_outputs, planned_planes
+    from isp_node.geometry import PLANE_KEYS
+    from isp_node.pipeline.volume import Grid
+
+    data = datasets.load_shards(shards, ("orientation_volumes", "orientation_grids", "planes"))
+    keep = np.isfinite(data["orientation_grids"][:, 3])
+    angles = {key: [] for key in PLANE_KEYS}
+    distances = {key: [] for key in PLANE_KEYS}
+    bad_flagged, good_flagged, missing = [], [], 0
+    outputs = predict_in_batches(model, data["orientation_volumes"][keep], 2)
+    for out, g, truth in zip(outputs, data["orientation_grids"][keep], data["planes"][keep]):
+        grid = Grid(tuple(out.shape[:3]), float(g[3]), g[:3].astype(float))
+        entries = {e["key"]: e for e in planned_planes(planes_from_outputs(
+            grid, out[..., :len(PLANE_KEYS)], out[..., len(PLANE_KEYS):]))}
+        for k, key in enumerate(PLANE_KEYS):
+            if key not in entries:
+                missing += 1
+                continue
+            normal, centre = np.asarray(entries[key]["normal"]), np.asarray(entries[key]["centre"])
+            angle = float(np.degrees(np.arccos(min(1.0, abs(float(normal @ truth[k, 1]))))))
+            distance = abs(float((truth[k, 0] - centre) @ normal))
+            angles[key].append(angle)
+            distances[key].append(distance)
+            bad = angle > 3.0 or distance > 3.0
+            (bad_flagged if bad else good_flagged).append(entries[key]["status"] != "OK")
+
+    def stats(values: list[float]) -> list[float]:
+        return [round(float(np.median(values)), 2), round(float(np.percentile(values, 95)), 2),
+                round(float(np.max(values)), 2)] if values else []
+
+    return {"cases": int(keep.sum()), "planes_missing": missing,
+            "angle_deg_median_p95_max": {key: stats(v) for key, v in angles.items()},
+            "distance_mm_median_p95_max": {key: stats(v) for key, v in distances.items()},
+            "bad_planes_not_ok": float(np.mean(bad_flagged)) if bad_flagged else 1.0,
+            "bad_planes": len(bad_flagged),
+            "good_planes_not_ok": float(np.mean(good_flagged)) if good_flagged else 0.0}
