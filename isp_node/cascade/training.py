@@ -31,12 +31,13 @@ class Recipe:
     learning_rate: float
     seed: int = 0
     checkpoint_every: int = 200
+    cosine_decay: bool = False  # learning rate falls to 0 over the steps (else constant)
 
 
 DEFAULT_RECIPES = {
     "iq": Recipe("iq", steps=4000, batch=64, learning_rate=2e-3),
     "coverage": Recipe("coverage", steps=1500, batch=4, learning_rate=2e-3),
-    "orientation": Recipe("orientation", steps=3000, batch=2, learning_rate=1e-3),
+    "orientation": Recipe("orientation", steps=3000, batch=2, learning_rate=1e-3, cosine_decay=True),
 }
 HEAT_EMPHASIS = 20.0  # the centre blobs are small: their voxels weigh this much more
 
@@ -71,18 +72,25 @@ def _register():
     return dice_bce, orientation_loss
 
 
-def build_model(recipe: Recipe):
+def _optimizer(recipe: Recipe):
+    """Adam at the recipe's rate, constant or cosine-decayed over its steps (the step count
+    is part of the optimizer's checkpointed state, so a resumed run keeps its schedule)."""
     k = keras()
+    rate = k.optimizers.schedules.CosineDecay(recipe.learning_rate, recipe.steps) \
+        if recipe.cosine_decay else recipe.learning_rate
+    return k.optimizers.Adam(rate)
+
+
+def build_model(recipe: Recipe):
     if recipe.task == "iq":
         model = build_iq_net()
-        model.compile(k.optimizers.Adam(recipe.learning_rate),
-                      loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        model.compile(_optimizer(recipe), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     elif recipe.task == "coverage":
         model = build_coverage_net()
-        model.compile(k.optimizers.Adam(recipe.learning_rate), loss=_register()[0])
+        model.compile(_optimizer(recipe), loss=_register()[0])
     elif recipe.task == "orientation":
         model = build_orientation_net(len(PLANE_KEYS))
-        model.compile(k.optimizers.Adam(recipe.learning_rate), loss=_register()[1])
+        model.compile(_optimizer(recipe), loss=_register()[1])
     else:
         raise ValueError(f"unknown task {recipe.task!r} (known: iq, coverage, orientation)")
     return model
