@@ -88,7 +88,8 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     from isp_node.cascade.datasets import DatasetSpec, make_dataset
     from isp_node.cascade.evaluation import (
-        evaluate_coverage, evaluate_iq, evaluate_orientation, evaluate_through_dicom)
+        evaluate_consistency, evaluate_coverage, evaluate_iq, evaluate_orientation,
+        evaluate_through_dicom)
     from isp_node.cascade.planner import Cascade
     from isp_node.cascade.inference import load_model
 
@@ -104,6 +105,11 @@ def _evaluate(args: argparse.Namespace) -> int:
         results[name] = evaluate_iq(iq, coverage, shards) if args.task == "iq" \
             else evaluate_orientation(orientation, shards) if args.task == "orientation" \
             else evaluate_coverage(coverage, shards)
+    if args.task == "orientation":
+        for name in EVAL_DATA:
+            results[name]["consistency"] = evaluate_consistency(
+                lambda s: orientation(s.orientation.tensor()[None], training=False).numpy()[0],
+                EVAL_DATA[name]["heads"][0], range(5_000_000, 5_000_003))
     if args.task == "iq":
         cascade = Cascade(Path(args.models))
         for name, (first, count) in EVAL_DICOM.items():

@@ -107,3 +107,18 @@ def test_evaluation_measures_known_errors(mni_head, tmp_path):
     assert abs(result["distance_mm_median_p95_max"]["ACPC"][0] - 1.5) < 0.05
     assert result["angle_deg_median_p95_max"]["COW"][0] < 0.05
     assert result["distance_mm_median_p95_max"]["COW"][0] < 0.05
+
+
+def test_consistency_of_true_planes_is_exact():
+    """Outputs made from each pose's true planes, carried back into the head, coincide:
+    the spread measures the network, not the bookkeeping of poses."""
+    from isp_node.cascade.evaluation import evaluate_consistency
+
+    def oracle(sample):
+        made = plane_targets(sample.orientation.grid, plane_array(sample.planes))
+        return np.concatenate([made.distance, made.heat], axis=-1)
+
+    result = evaluate_consistency(oracle, "mni", range(11, 12), poses=3)
+    assert set(result["angle_sd_deg"]) == set(PLANE_KEYS)
+    assert max(result["angle_sd_deg"].values()) < 0.05
+    assert max(result["distance_sd_mm"].values()) < 0.05

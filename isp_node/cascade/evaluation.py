@@ -165,3 +165,43 @@ def evaluate_orientation(model, shards: list[Path]) -> dict:
             "bad_planes_not_ok": float(np.mean(bad_flagged)) if bad_flagged else 1.0,
             "bad_planes": len(bad_flagged),
             "good_planes_not_ok": float(np.mean(good_flagged)) if good_flagged else 0.0}
+
+
+def evaluate_consistency(predict, head: str, individuals: range, poses: int = 8) -> dict:
+    """One head in `poses` poses (and protocols, contrasts): the planes found, carried back
+    into head coordinates, should coincide. `predict(sample)` gives Orientation-Net's
+    outputs on a training sample's orientation input. Per plane key, the spread over poses
+    of the normal (RMS angle to the mean normal, degrees) and of the position (standard
+    deviation of the signed distance from the mean centre, mm), median over `individuals`."""
+    from isp_node.cascade.orientation import planes_from_outputs
+    from isp_node.geometry import PLANE_KEYS
+    from isp_node.simulation.tensors import training_sample
+
+    angle_spread = {key: [] for key in PLANE_KEYS}
+    distance_spread = {key: [] for key in PLANE_KEYS}
+    for individual in individuals:
+        found: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {key: [] for key in PLANE_KEYS}
+        for view in range(poses):
+            sample = training_sample(individual * poses + view, anatomy_seed=individual * poses,
+                                     kind="usable", heads=(head,))
+            if sample.orientation is None:
+                continue
+            out = predict(sample)
+            back = np.linalg.inv(sample.pose)  # scanner -> head
+            for key, plane in planes_from_outputs(sample.orientation.grid, out[..., :len(PLANE_KEYS)],
+                                                  out[..., len(PLANE_KEYS):]).items():
+                found[key].append((back[:3, :3] @ plane.plane.normal,
+                                   back[:3, :3] @ plane.plane.centre + back[:3, 3]))
+        for key, planes in found.items():
+            if len(planes) < 2:
+                continue
+            normals = np.array([n for n, _ in planes])
+            normals *= np.sign(normals @ normals[0])[:, None]
+            mean = normals.mean(axis=0) / np.linalg.norm(normals.mean(axis=0))
+            centre = np.mean([c for _, c in planes], axis=0)
+            angles = np.degrees(np.arccos(np.clip(normals @ mean, -1, 1)))
+            angle_spread[key].append(float(np.sqrt(np.mean(angles**2))))
+            distance_spread[key].append(float(np.std([(centre - c) @ n for n, c in planes])))
+    return {"head": head, "individuals": len(individuals), "poses": poses,
+            "angle_sd_deg": {k: round(float(np.median(v)), 2) for k, v in angle_spread.items() if v},
+            "distance_sd_mm": {k: round(float(np.median(v)), 2) for k, v in distance_spread.items() if v}}

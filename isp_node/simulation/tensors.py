@@ -44,6 +44,7 @@ class TrainingSample:
     brain_mm2: np.ndarray  # (n_images,) brain area each image shows
     planes: dict[str, Plane]  # scanner LPS
     landmarks: dict[str, np.ndarray]  # scanner LPS
+    pose: np.ndarray  # 4x4 head -> scanner
 
 
 def training_sample(seed: int, grid_shape: tuple[int, int, int] = GRID_SHAPE,
@@ -68,7 +69,7 @@ def training_sample(seed: int, grid_shape: tuple[int, int, int] = GRID_SHAPE,
         labels=np.array([LABELS.index(label) for label in case.labels]),
         usable=case.usable, kind=case.kind, orientations=[s.orientation for s in case.slices],
         brain_mm2=np.array(case.brain_mm2, np.float32), planes=case.planes,
-        landmarks=case.landmarks,
+        landmarks=case.landmarks, pose=case.pose,
     )
 
 
