@@ -70,19 +70,21 @@ class Targets:
 
 def plane_targets(grid: Grid, planes: np.ndarray) -> Targets:
     """Targets on `grid` of planes given as `plane_array` (patient LPS); absent keys get no weight."""
-    points = grid.points()
     shape = (*grid.shape, len(PLANE_KEYS))
     distance, weight, heat = (np.zeros(shape, np.float32) for _ in range(3))
+    axes = [grid.origin[a] + grid.spacing * np.arange(n) for a, n in enumerate(grid.shape)]
     for k, key in enumerate(PLANE_KEYS):
         centre, normal = np.asarray(planes[k], dtype=float)
         if not np.all(np.isfinite(centre)):
             continue
-        offset = points - centre
-        d = offset @ normal
-        in_plane = np.linalg.norm(offset - d[..., None] * normal, axis=-1)
+        d = grid.projection(centre, normal).reshape(grid.shape)
+        # squared distance to the centre, summed axis by axis (the grid is axis-aligned)
+        square = [(axis - c) ** 2 for axis, c in zip(axes, centre)]
+        radius2 = square[0][:, None, None] + square[1][None, :, None] + square[2][None, None, :]
         distance[..., k] = np.clip(d / DISTANCE_RANGE_MM, -1, 1)
-        weight[..., k] = (np.abs(d) < DISTANCE_RANGE_MM) & (in_plane < VOTE_RADIUS_MM[key])
-        heat[..., k] = np.exp(-(offset**2).sum(axis=-1) / (2 * HEAT_SIGMA_MM**2))
+        weight[..., k] = (np.abs(d) < DISTANCE_RANGE_MM) & (radius2 - d**2 < VOTE_RADIUS_MM[key] ** 2)
+        box = np.ix_(*(np.flatnonzero(np.abs(axis - c) < 4 * HEAT_SIGMA_MM) for axis, c in zip(axes, centre)))
+        heat[..., k][box] = np.exp(-radius2[box] / (2 * HEAT_SIGMA_MM**2))  # nothing beyond 4 sigma
     return Targets(distance, weight, heat)
 
 
