@@ -94,32 +94,63 @@ class FittedPlane:
     fit: PlaneFit
 
 
+# Where each plane's centre lies relative to the AC-PC midpoint, in the head frame (left,
+# posterior, superior; mm), on the MNI template (its catalogue); and the brain's centre
+# (Coverage-Net's, which centres the grid) the same way. Individuals differ from these by
+# millimetres: close enough to choose the voxels whose votes count, and to centre a field
+# of view where the heat map has no clear peak.
+CENTRE_PRIOR_MM = {"MSP": (0.0, 0.0, 0.0), "ACPC": (0.0, 0.0, 0.0), "OM": (0.0, -37.6, -42.4),
+                   "OPTIC_AX": (0.0, -38.3, -23.7), "OPTIC_SAG_L": (24.6, -49.2, -27.8),
+                   "OPTIC_SAG_R": (-26.0, -49.3, -28.0), "ORBIT_COR": (0.0, -60.5, -32.0),
+                   "PIT_SAG": (0.0, -15.3, -27.6), "PIT_COR": (0.0, -15.3, -27.6),
+                   "IAC_AX": (0.0, 12.1, -39.8), "IAC_COR": (0.0, 12.1, -39.8),
+                   "HIPPO_AX": (0.0, -4.9, -19.0), "HIPPO_COR": (0.0, -4.9, -19.0),
+                   "COW": (0.0, -3.1, -20.3)}
+BRAIN_CENTRE_FROM_ACPC_MM = (0.0, 11.5, 13.2)
+HEAT_TRUSTED = 0.5  # a heat peak at least this high places the centre
+HEAT_REACH_MM = 25.0  # ... if it lies this close to where the prior puts it
+
+
 def planes_from_outputs(grid: Grid, distance: np.ndarray, heat: np.ndarray,
                         core: float = 0.25, band: float = 0.75) -> dict[str, FittedPlane]:
-    """Planes from the network's distance and heat maps (X, Y, Z, K): each centre from its
-    heat blob; each plane fitted first to the votes closest to it (within `core` of the
-    range), then to all within `band`, near that centre (its vote radius); oriented and
-    prescribed as the catalogue does. A key whose votes cannot be fitted is left out."""
+    """Planes from the network's distance and heat maps (X, Y, Z, K), the grid centred on
+    the brain. MSP and ACPC first, from the votes around the brain: they give the head
+    frame and the AC-PC midpoint. Then every plane from the votes around its centre (the
+    heat peak where it is clear, else the prior), fitted first to the votes closest to it
+    (within `core` of the range), then to all within `band`; oriented and prescribed as the
+    catalogue does. A key whose votes cannot be fitted is left out."""
     points = grid.points().reshape(-1, 3)
-    fitted: dict[str, tuple[np.ndarray, PlaneFit]] = {}
-    for k, key in enumerate(PLANE_KEYS):
-        centre = weighted_centre(points, heat[..., k])
-        if centre is None:
-            continue
-        d = distance[..., k].ravel()
+    index = {key: k for k, key in enumerate(PLANE_KEYS)}
+
+    def fit(key: str, centre: np.ndarray) -> PlaneFit | None:
+        d = distance[..., index[key]].ravel()
         near = np.linalg.norm(points - centre, axis=1) < VOTE_RADIUS_MM[key] + DISTANCE_RANGE_MM
         inner, votes = near & (np.abs(d) < core), near & (np.abs(d) < band)
         try:
             first = fit_distance_votes(points[inner], d[inner] * DISTANCE_RANGE_MM)
-            fit = fit_distance_votes(points[votes], d[votes] * DISTANCE_RANGE_MM, start=first)
+            return fit_distance_votes(points[votes], d[votes] * DISTANCE_RANGE_MM, start=first)
         except ValueError:
-            continue
-        fitted[key] = (fit.project(centre), fit)
-    if "MSP" not in fitted or "ACPC" not in fitted:
+            return None
+
+    brain_centre = grid.centre
+    msp, acpc = fit("MSP", brain_centre), fit("ACPC", brain_centre)
+    if msp is None or acpc is None:
         return {}  # no head frame: nothing can be oriented
-    frame = frame_from(fitted["MSP"][1].normal, fitted["ACPC"][1].normal)
-    return {key: FittedPlane(make_plane(key, centre, fit.normal, frame), fit)
-            for key, (centre, fit) in fitted.items()}
+    frame = frame_from(msp.normal, acpc.normal)
+    axes = np.stack([frame.left, frame.posterior, frame.superior])
+    acpc_mid = msp.project(acpc.project(brain_centre - np.asarray(BRAIN_CENTRE_FROM_ACPC_MM) @ axes))
+    planes = {}
+    for key in PLANE_KEYS:
+        centre = acpc_mid + np.asarray(CENTRE_PRIOR_MM[key]) @ axes
+        k = index[key]
+        if heat[..., k].max() >= HEAT_TRUSTED:
+            peak = weighted_centre(points, heat[..., k])
+            if np.linalg.norm(peak - centre) < HEAT_REACH_MM:
+                centre = peak
+        found = {"MSP": msp, "ACPC": acpc}.get(key) or fit(key, centre)
+        if found is not None:
+            planes[key] = FittedPlane(make_plane(key, found.project(centre), found.normal, frame), found)
+    return planes
 
 
 def frame_from(left: np.ndarray, superior: np.ndarray) -> HeadFrame:
