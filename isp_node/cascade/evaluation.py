@@ -100,7 +100,7 @@ def evaluate_through_dicom(cascade, seeds: range, head: str, unusable_fraction: 
     from isp_node.pipeline.loader import load_localizer
     from isp_node.simulation.cases import simulate_case
 
-    right = images = 0
+    confusion = np.zeros((3, 3), int)
     flagged = {True: [], False: []}
     missed: list[str] = []
     work = Path(tempfile.mkdtemp(prefix="isp-node-eval-"))
@@ -111,14 +111,17 @@ def evaluate_through_dicom(cascade, seeds: range, head: str, unusable_fraction: 
             truth = {image["sop_instance_uid"]: image["label"] for image in case.truth()["images"]}
             result = cascade.run(load_localizer(case.write(work / str(seed))).slices)
             shutil.rmtree(work / str(seed))
-            right += sum(image["class"] == truth[image["uid"]] for image in result["images"])
-            images += len(result["images"])
+            for image in result["images"]:
+                confusion[IQ_CLASSES.index(truth[image["uid"]]), IQ_CLASSES.index(image["class"])] += 1
             flagged[case.usable].append(not result["usable"])
             if not case.usable and result["usable"]:
                 missed.append(case.kind)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return {"localizers": len(seeds), "images": images, "accuracy": right / max(images, 1),
+    images = int(confusion.sum())
+    return {"localizers": len(seeds), "images": images,
+            "accuracy": float(np.trace(confusion) / max(images, 1)),
+            "confusion_rows_truth_cols_predicted": confusion.tolist(),
             "unusable_flagged": float(np.mean(flagged[False])) if flagged[False] else 1.0,
             "unusable_missed_kinds": missed,
             "usable_flagged": float(np.mean(flagged[True])) if flagged[True] else 0.0}
