@@ -1,15 +1,22 @@
 """Metrics of the cascade's networks on held-out simulated localizers."""
 
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from isp_node.cascade import datasets
 from isp_node.cascade.brain import brain_extent
 from isp_node.cascade.models import IQ_CLASSES
+from isp_node.cascade.orientation import planes_from_outputs, planned_planes
 from isp_node.cascade.verdict import localizer_verdict
-from isp_node.simulation.cases import ANATOMY_MIN_BRAIN_MM2
-from isp_node.simulation.tensors import GRID_SPACING_MM
+from isp_node.geometry import PLANE_KEYS
+from isp_node.pipeline.loader import load_localizer
+from isp_node.pipeline.volume import Grid
+from isp_node.simulation.cases import ANATOMY_MIN_BRAIN_MM2, simulate_case
+from isp_node.simulation.tensors import GRID_SPACING_MM, training_sample
 
 VOXEL_ML = GRID_SPACING_MM**3 / 1000.0
 
@@ -92,14 +99,6 @@ def evaluate_through_dicom(cascade, seeds: range, head: str, unusable_fraction: 
                            progress: bool = True) -> dict:
     """Per-image classes and the verdict on localizers written as DICOM at full resolution
     and read back by the node's loader: what the node sees in service, not the fast path."""
-    import shutil
-    import tempfile
-
-    from tqdm import tqdm
-
-    from isp_node.pipeline.loader import load_localizer
-    from isp_node.simulation.cases import simulate_case
-
     confusion = np.zeros((3, 3), int)
     flagged = {True: [], False: []}
     missed: list[str] = []
@@ -132,10 +131,6 @@ def evaluate_orientation(model, shards: list[Path]) -> dict:
     from the true centre to the predicted plane, median / p95 / max over the cases with a
     brain to plan on; how many planes were found; and whether the status flags the bad ones
     (error above 3 degrees or 3 mm should not be OK)."""
-    from isp_node.cascade.orientation import planes_from_outputs, planned_planes
-    from isp_node.geometry import PLANE_KEYS
-    from isp_node.pipeline.volume import Grid
-
     data = datasets.load_shards(shards, ("orientation_volumes", "orientation_grids", "planes"))
     keep = np.isfinite(data["orientation_grids"][:, 3])
     angles = {key: [] for key in PLANE_KEYS}
@@ -176,10 +171,6 @@ def evaluate_consistency(predict, head: str, individuals: range, poses: int = 8)
     outputs on a training sample's orientation input. Per plane key, the spread over poses
     of the normal (RMS angle to the mean normal, degrees) and of the position (standard
     deviation of the signed distance from the mean centre, mm), median over `individuals`."""
-    from isp_node.cascade.orientation import planes_from_outputs
-    from isp_node.geometry import PLANE_KEYS
-    from isp_node.simulation.tensors import training_sample
-
     angle_spread = {key: [] for key in PLANE_KEYS}
     distance_spread = {key: [] for key in PLANE_KEYS}
     for individual in individuals:
