@@ -8,8 +8,8 @@ content.
 """
 
 import numpy as np
-from scipy import ndimage
 
+from isp_node.pipeline.interpolation import sample_bilinear
 from isp_node.pipeline.slices import ImageSlice
 
 IQ_SIZE = 64
@@ -28,6 +28,6 @@ def iq_input(s: ImageSlice, size: int = IQ_SIZE) -> np.ndarray:
     rr, cc = np.broadcast_to(r, (size, size)), np.broadcast_to(c, (size, size))
     # pixels cover half a pixel beyond their centres; only beyond that is outside
     inside = (rr > -0.5) & (rr < rows - 0.5) & (cc > -0.5) & (cc < cols - 0.5)
-    out = ndimage.map_coordinates(pixels, [rr, cc], order=1, mode="nearest") * inside
+    out = sample_bilinear(pixels, rr, cc) * inside
     scale = float(np.percentile(out, 99))
     return (out / scale if scale > 0 else out).astype(np.float32)

@@ -10,8 +10,8 @@ between thick slices stay empty (coverage 0) instead of being invented.
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
 
+from isp_node.pipeline.interpolation import sample_bilinear
 from isp_node.pipeline.slices import ImageSlice
 
 PARALLEL_TOLERANCE = 1e-3
@@ -131,7 +131,7 @@ def _accumulate_group(group: list[ImageSlice], grid: Grid,
             continue
         near = candidates[low:high]
         w = _overlap(distance[low:high] - offset, s.thickness, grid.spacing)
-        values = ndimage.map_coordinates(image, np.stack([r[near], c[near]]), order=1, mode="nearest")
+        values = sample_bilinear(image, r[near], c[near])
         total[near] += w * values
         weight[near] += w
 

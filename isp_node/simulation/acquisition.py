@@ -10,8 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import ndimage
 
+from isp_node.pipeline.interpolation import sample_trilinear
 from isp_node.pipeline.slices import ImageSlice
 from isp_node.simulation.protocols import StackSpec
 
@@ -117,9 +117,7 @@ def lattice_map(fn: PointMap, lattice: np.ndarray, stride: int) -> np.ndarray:
 
 def _sample(volume: np.ndarray, affine: np.ndarray, points: np.ndarray) -> np.ndarray:
     """Trilinear value of `volume` (voxel -> LPS `affine`) at LPS points (N, 3); 0 outside."""
-    inverse = np.linalg.inv(affine)
-    voxels = points @ inverse[:3, :3].T + inverse[:3, 3]
-    return ndimage.map_coordinates(volume, voxels.T, order=1, cval=0.0)
+    return sample_trilinear(volume, np.linalg.inv(affine), points)
 
 
 def slice_geometry(stack: StackSpec, index: int) -> ImageSlice:

@@ -186,7 +186,7 @@ def read_nifti(path: Path) -> tuple[np.ndarray, np.ndarray]:
     import nibabel
 
     image = nibabel.load(str(path))
-    volume = np.asarray(image.dataobj, dtype=np.float32)
+    volume = np.ascontiguousarray(image.dataobj, dtype=np.float32)  # C order: samplers walk it
     return volume, RAS_TO_LPS @ image.affine
 
 

@@ -59,6 +59,7 @@ from isp_node.geometry.catalogue import AC, PC, head_frame
 from isp_node.simulation.anatomy import AFID_PREFIX, Head
 from isp_node.simulation.lesions import Lesion
 from isp_node.simulation.masks import TemplateMaps, cached_for, template_maps
+from isp_node.pipeline.interpolation import sample_trilinear
 
 GRID_MM = 4.0
 GRID_PAD_MM = 12.0
@@ -129,16 +130,7 @@ class Deformation:
 
     def displacement(self, points: np.ndarray) -> np.ndarray:
         """The interpolated field ``D`` at subject points (..., 3); constant beyond the grid."""
-        points = np.asarray(points)
-        flat = points.reshape(-1, 3)
-        coords = np.empty((3, len(flat)), dtype=np.float32)
-        scale = 1.0 / self.spacing
-        for a in range(3):
-            np.multiply(flat[:, a] - self.origin[a], scale, out=coords[a], casting="unsafe")
-        out = np.empty((len(flat), 3), dtype=np.float32)
-        for a in range(3):
-            out[:, a] = ndi.map_coordinates(self.field[a], coords, order=1, mode="nearest", prefilter=False)
-        return out.reshape(points.shape)
+        return sample_trilinear(self.field, _grid_to_voxel(self.origin, self.spacing), points, "nearest")
 
     def to_template(self, points: np.ndarray) -> np.ndarray:
         """Backward map, subject -> template (LPS mm, (..., 3)): where to sample the template image."""
@@ -428,11 +420,10 @@ def exponentiate(velocity: np.ndarray, active: np.ndarray, steps: int = SQUARING
     The velocity must vanish outside ``active`` (the flow then does too).
     """
     disp = velocity / 2.0 ** steps
-    index = np.argwhere(active).T.astype(np.float32)
+    index = np.argwhere(active).astype(np.float64)
     for _ in range(steps):
         here = disp[:, active]
-        coords = index + here
-        disp[:, active] = here + np.stack([ndi.map_coordinates(c, coords, order=1, mode="nearest") for c in disp])
+        disp[:, active] = here + sample_trilinear(disp, np.eye(4), index + here.T, "nearest").T
     return disp
 
 
@@ -446,8 +437,12 @@ def interior_backward(grid: InteriorGrid, rng: np.random.Generator, strength: fl
 
 def sample_grid(field: np.ndarray, origin: np.ndarray, points: np.ndarray) -> np.ndarray:
     """Trilinear (n, 3) values of a (3, ...) field on a GRID_MM grid at LPS points (n, 3); 0 outside."""
-    coords = ((points - origin) / GRID_MM).T
-    return np.stack([ndi.map_coordinates(c, coords, order=1, mode="constant", cval=0.0) for c in field], axis=-1)
+    return sample_trilinear(field, _grid_to_voxel(origin, GRID_MM), points)
+
+
+def _grid_to_voxel(origin: np.ndarray, spacing: float) -> np.ndarray:
+    """LPS -> index affine of an axis-aligned grid with node (0, 0, 0) at `origin`."""
+    return np.hstack([np.eye(3) / spacing, -np.asarray(origin, float)[:, None] / spacing])
 
 
 def random_deformation(head: Head, rng: np.random.Generator, strength: float = 1.0, *, interior: bool = True,

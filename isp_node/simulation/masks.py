@@ -43,6 +43,7 @@ from scipy import ndimage as ndi
 
 from isp_node.geometry.catalogue import AC, PC, head_frame
 from isp_node.simulation.anatomy import AFID_PREFIX, Head, load_mni_head
+from isp_node.pipeline.interpolation import sample_trilinear
 
 STEP_MM = 2.0
 TISSUE_FRACTION = 0.40
@@ -72,18 +73,9 @@ class TemplateMaps:
     head_hi: np.ndarray
     brain_centre: np.ndarray  # (3,) centroid of the brain mask
 
-    def voxel(self, points: np.ndarray) -> np.ndarray:
-        """Map LPS points (..., 3) to (3, ...) fractional voxel coordinates of the maps."""
-        inverse = np.linalg.inv(self.affine)
-        points = np.asarray(points, dtype=float)
-        return np.moveaxis(points @ inverse[:3, :3].T + inverse[:3, 3], -1, 0)
-
     def sample(self, volume: np.ndarray, points: np.ndarray) -> np.ndarray:
         """Trilinear value of a map at LPS points (..., 3); 0 outside the grid."""
-        points = np.asarray(points, dtype=float)
-        coords = self.voxel(points.reshape(-1, 3))
-        values = ndi.map_coordinates(volume, coords, order=1, mode="constant", cval=0.0)
-        return values.reshape(points.shape[:-1])
+        return sample_trilinear(volume, np.linalg.inv(self.affine), points)
 
 
 _CACHE: dict[tuple[int, str], tuple[weakref.ref, object]] = {}
