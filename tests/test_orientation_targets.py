@@ -3,7 +3,8 @@
 import numpy as np
 
 from isp_node.cascade.orientation import (
-    DISTANCE_RANGE_MM, orientation_grid, plane_array, plane_targets, planes_from_outputs)
+    DISTANCE_RANGE_MM, SATURATED_WEIGHT, VOTE_RADIUS_MM, orientation_grid, plane_array,
+    plane_targets, planes_from_outputs)
 from isp_node.geometry import PLANE_KEYS, normal_angle_deg, plane_catalogue, transform_plane
 from isp_node.geometry.rotations import head_rotation, rigid
 
@@ -32,6 +33,21 @@ def test_targets_decode_into_the_catalogue_planes(mni_head):
         np.testing.assert_allclose(plane.row, truth[key].row, atol=2e-3)
         assert plane.fov_mm == truth[key].fov_mm and plane.n_slices == truth[key].n_slices
         assert found.fit.residual_mm < 0.5
+
+
+def test_distance_is_learnt_wherever_the_decoding_looks_for_votes(mni_head):
+    truth = plane_catalogue(mni_head.landmarks)
+    grid = orientation_grid(truth["ACPC"].centre, 170.0)
+    targets = plane_targets(grid, plane_array(truth))
+    points = grid.points().reshape(-1, 3)
+    for k, key in enumerate(PLANE_KEYS):
+        plane = truth[key]
+        d = (points - plane.centre) @ plane.normal
+        looked_at = np.linalg.norm(points - plane.centre, axis=1) < VOTE_RADIUS_MM[key] + DISTANCE_RANGE_MM
+        weight = targets.weight[..., k].ravel()
+        assert np.all(weight[looked_at & (np.abs(d) < DISTANCE_RANGE_MM - 0.1)] == 1.0), key
+        assert np.all(weight[looked_at & (np.abs(d) > DISTANCE_RANGE_MM + 0.1)] == SATURATED_WEIGHT), key
+        assert np.all(np.abs(targets.distance[..., k].ravel()[np.abs(d) > DISTANCE_RANGE_MM]) == 1.0)
 
 
 def test_wrong_votes_far_from_the_plane_are_rejected(mni_head):

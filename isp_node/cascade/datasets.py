@@ -15,7 +15,7 @@ import numpy as np
 from isp_node.cascade.orientation import ORIENTATION_SHAPE, plane_array
 
 SHARD_SIZE = 25
-FORMAT = 6  # shards of another format are made again (6: Orientation-Net input and grid)
+FORMAT = 7  # shards of another format are made again (7: head size +-25% per axis)
 
 
 @dataclass(frozen=True)

@@ -4,10 +4,12 @@ The network sees the localizer resampled onto a grid centred on the brain that
 Coverage-Net found and scaled to it (the brain fills about three quarters of the
 grid, so head size matters less). For every plane key it predicts two maps:
 
-- the signed distance (mm, scaled by `DISTANCE_RANGE_MM`) from each voxel to the
-  plane, learnt in a band around the plane near its centre, where every voxel is
-  a vote for where the plane lies (`geometry.fitting` turns thousands of votes
-  into a plane far finer than a voxel);
+- the signed distance (mm, scaled by `DISTANCE_RANGE_MM`, saturated beyond) from
+  each voxel to the plane, learnt everywhere the decoding may look for votes (a
+  sphere about the plane's centre); every voxel that finds itself in the band
+  near the plane is a vote for where the plane lies (`geometry.fitting` turns
+  thousands of votes into a plane far finer than a voxel), and voxels beyond the
+  band learn to say so, so that no untrained voxel casts a vote;
 - a heat blob at the plane's centre (where the field of view goes).
 
 Normals follow the catalogue's convention (Left, Posterior, Superior), so the
@@ -27,10 +29,12 @@ from isp_node.pipeline.volume import Grid
 ORIENTATION_SHAPE = (64, 64, 64)
 BRAIN_FILL = 0.75  # of the grid's width taken by the brain's longest extent
 SPACING_LIMITS_MM = (2.5, 4.5)
-DISTANCE_RANGE_MM = 20.0  # distances are learnt within +-this of the plane
+DISTANCE_RANGE_MM = 20.0  # distances are resolved within +-this of the plane, saturated beyond
+SATURATED_WEIGHT = 0.25  # of a voxel beyond the band in the loss (the band's weigh 1)
+TRAINED_MARGIN_MM = 10.0  # distances are learnt this much beyond where the decoding looks
 HEAT_SIGMA_MM = 6.0
-# how far from its centre (mm, in the plane) a plane's votes are learnt: whole-brain
-# planes vote across the brain, small targets near themselves
+# how far from its centre (mm, in the plane) a plane's votes count: whole-brain planes
+# vote across the brain, small targets near themselves
 VOTE_RADIUS_MM = {"MSP": 70.0, "ACPC": 70.0, "OM": 70.0, "OPTIC_AX": 35.0, "OPTIC_SAG_L": 25.0,
                   "OPTIC_SAG_R": 25.0, "ORBIT_COR": 40.0, "PIT_SAG": 25.0, "PIT_COR": 25.0,
                   "IAC_AX": 35.0, "IAC_COR": 35.0, "HIPPO_AX": 45.0, "HIPPO_COR": 40.0,
@@ -60,7 +64,7 @@ class Targets:
     """What Orientation-Net learns on one grid, channels in `PLANE_KEYS` order."""
 
     distance: np.ndarray  # (X, Y, Z, K) signed distance / DISTANCE_RANGE_MM, clipped to [-1, 1]
-    weight: np.ndarray  # (X, Y, Z, K) 1 where the distance is learnt (band near the centre)
+    weight: np.ndarray  # (X, Y, Z, K) loss weight of the distance (0 where it is not learnt)
     heat: np.ndarray  # (X, Y, Z, K) Gaussian blob at each plane's centre
 
     def stacked(self) -> np.ndarray:
@@ -82,7 +86,9 @@ def plane_targets(grid: Grid, planes: np.ndarray) -> Targets:
         square = [(axis - c) ** 2 for axis, c in zip(axes, centre)]
         radius2 = square[0][:, None, None] + square[1][None, :, None] + square[2][None, None, :]
         distance[..., k] = np.clip(d / DISTANCE_RANGE_MM, -1, 1)
-        weight[..., k] = (np.abs(d) < DISTANCE_RANGE_MM) & (radius2 - d**2 < VOTE_RADIUS_MM[key] ** 2)
+        reach = VOTE_RADIUS_MM[key] + DISTANCE_RANGE_MM + TRAINED_MARGIN_MM
+        weight[..., k] = (radius2 < reach**2) * np.where(np.abs(d) < DISTANCE_RANGE_MM, 1.0,
+                                                         SATURATED_WEIGHT)
         box = np.ix_(*(np.flatnonzero(np.abs(axis - c) < 4 * HEAT_SIGMA_MM) for axis, c in zip(axes, centre)))
         heat[..., k][box] = np.exp(-radius2[box] / (2 * HEAT_SIGMA_MM**2))  # nothing beyond 4 sigma
     return Targets(distance, weight, heat)

@@ -36,7 +36,7 @@ class Recipe:
 
 DEFAULT_RECIPES = {
     "iq": Recipe("iq", steps=4000, batch=64, learning_rate=2e-3),
-    "coverage": Recipe("coverage", steps=1500, batch=4, learning_rate=2e-3),
+    "coverage": Recipe("coverage", steps=1500, batch=4, learning_rate=2e-3, cosine_decay=True),
     "orientation": Recipe("orientation", steps=2000, batch=2, learning_rate=1e-3, cosine_decay=True),
 }
 HEAT_EMPHASIS = 20.0  # the centre blobs are small: their voxels weigh this much more

@@ -12,8 +12,8 @@ ground truth follow one map.
 ``random_deformation`` draws, at ``strength=1`` (all amplitudes are in
 ``Amplitudes``):
 
-1. a global affine about the brain centre: per-axis scale exp(N(0, 4 %))
-   clipped to +-8 %, shear terms N(0, 2 %);
+1. a global affine about the brain centre: per-axis scale exp(N(0, 10 %))
+   clipped to +-25 %, shear terms N(0, 2 %);
 2. a whole-head field, Gaussian-smoothed white noise (correlation length
    50 mm), 1.5 mm RMS per component: outline and interior move alike;
 3. brain-interior changes the outline does not show: forward displacements of
@@ -76,8 +76,11 @@ LESION_WEIGHT_WIDTH_MM = 8.0  # the mass effect fades over the outer 0.5-8.5 mm 
 class Amplitudes:
     """Standard deviations of the random components at ``strength=1`` (mm, degrees, fractions)."""
 
-    scale: float = 0.07  # per axis: head size and shape vary by about +-10% between adults
-    scale_limit: float = 0.18
+    # per axis: adult heads vary by about +-10%; drawn wider so that a network reads the
+    # brain's extent from the image, not from the template's proportions (the pydeface
+    # mean head is 0.90 / 0.93 / 0.81 of MNI along L-R / A-P / S-I)
+    scale: float = 0.10
+    scale_limit: float = 0.25
     shear: float = 0.02
     smooth_mm: float = 1.5
     smooth_length_mm: float = 50.0
