@@ -98,13 +98,15 @@ def _evaluate(args: argparse.Namespace) -> int:
     iq = load_model(Path(args.models) / "localizer_iq_net.keras") if args.task == "iq" else None
     orientation = load_model(Path(args.models) / "orientation_net.keras") \
         if args.task == "orientation" else None
-    results = {}
+    results, planes = {}, {}
     for name, spec in EVAL_DATA.items():
         shards = make_dataset(Path(args.data) / f"eval_{name}",
                               DatasetSpec(**spec, unusable_fraction=0.35))
         results[name] = evaluate_iq(iq, coverage, shards) if args.task == "iq" \
-            else evaluate_orientation(orientation, shards) if args.task == "orientation" \
-            else evaluate_coverage(coverage, shards)
+            else evaluate_orientation(orientation, shards, planes.setdefault(name, [])) \
+            if args.task == "orientation" else evaluate_coverage(coverage, shards)
+    if args.planes and args.task == "orientation":
+        Path(args.planes).write_text(json.dumps(planes))
     if args.task == "orientation":
         for name in EVAL_DATA:
             results[name]["consistency"] = evaluate_consistency(
@@ -178,8 +180,9 @@ def build_parser() -> argparse.ArgumentParser:
         ("evaluate", _evaluate, "measure a trained network on held-out simulated localizers"),
     ):
         sub = commands.add_parser(name, help=text, description=text + ". Data are simulated "
-                                  "into --data on first use (shards, reused afterwards); "
-                                  "training checkpoints into --work and resumes from there.")
+                                  "into --data on first use (shards, reused afterwards)" + (
+                                      "; training checkpoints into --work and resumes from "
+                                      "there." if name == "train" else "."))
         sub.add_argument("task", choices=("iq", "coverage", "orientation"),
                          help="iq: LocalizerIQ-Net; coverage: Coverage-Net; "
                          "orientation: Orientation-Net")
@@ -188,6 +191,10 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "train":
             sub.add_argument("--work", default="var/train", help="checkpoints (default var/train)")
             sub.add_argument("--steps", type=int, help="training steps (default: the recipe's)")
+        else:
+            sub.add_argument("--planes", metavar="FILE", help="orientation: also write every "
+                             "evaluated plane's errors and fit measures here (JSON), to "
+                             "calibrate the confidence")
         sub.set_defaults(func=func)
     return parser
 

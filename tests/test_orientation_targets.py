@@ -117,8 +117,12 @@ def test_evaluation_measures_known_errors(mni_head, tmp_path):
                         orientation_volumes=np.zeros((1, *ORIENTATION_SHAPE, 2), np.float16),
                         orientation_grids=np.array([[*grid.origin, grid.spacing]], np.float32),
                         planes=plane_array(truth)[None])
-    result = evaluate_orientation(_Outputs(outputs), sorted(tmp_path.glob("*.npz")))
+    planes = []
+    result = evaluate_orientation(_Outputs(outputs), sorted(tmp_path.glob("*.npz")), planes)
     assert result["cases"] == 1 and result["planes_missing"] == 0
+    records = {r["key"]: r for r in planes}
+    assert set(records) == set(PLANE_KEYS) and abs(records["MSP"]["angle_deg"] - 2.0) < 0.05
+    assert records["COW"]["residual_mm"] < 0.5 and records["COW"]["support"] > 200
     assert abs(result["angle_deg_median_p95_max"]["MSP"][0] - 2.0) < 0.05
     assert abs(result["distance_mm_median_p95_max"]["ACPC"][0] - 1.5) < 0.05
     assert result["angle_deg_median_p95_max"]["COW"][0] < 0.05

@@ -126,11 +126,12 @@ def evaluate_through_dicom(cascade, seeds: range, head: str, unusable_fraction: 
             "usable_flagged": float(np.mean(flagged[True])) if flagged[True] else 0.0}
 
 
-def evaluate_orientation(model, shards: list[Path]) -> dict:
+def evaluate_orientation(model, shards: list[Path], planes: list[dict] | None = None) -> dict:
     """Per plane key: angle (degrees) between predicted and true normals and distance (mm)
     from the true centre to the predicted plane, median / p95 / max over the cases with a
     brain to plan on; how many planes were found; and whether the status flags the bad ones
-    (error above 3 degrees or 3 mm should not be OK)."""
+    (error above 3 degrees or 3 mm should not be OK). Every plane's errors and fit
+    measures are appended to `planes`, if given (to calibrate the confidence)."""
     data = datasets.load_shards(shards, ("orientation_volumes", "orientation_grids", "planes"))
     keep = np.isfinite(data["orientation_grids"][:, 3])
     angles = {key: [] for key in PLANE_KEYS}
@@ -139,8 +140,8 @@ def evaluate_orientation(model, shards: list[Path]) -> dict:
     outputs = predict_in_batches(model, data["orientation_volumes"][keep], 2)
     for out, g, truth in zip(outputs, data["orientation_grids"][keep], data["planes"][keep]):
         grid = Grid(tuple(out.shape[:3]), float(g[3]), g[:3].astype(float))
-        entries = {e["key"]: e for e in planned_planes(planes_from_outputs(
-            grid, out[..., :len(PLANE_KEYS)], out[..., len(PLANE_KEYS):]))}
+        fitted = planes_from_outputs(grid, out[..., :len(PLANE_KEYS)], out[..., len(PLANE_KEYS):])
+        entries = {e["key"]: e for e in planned_planes(fitted)}
         for k, key in enumerate(PLANE_KEYS):
             if key not in entries:
                 missing += 1
@@ -152,6 +153,13 @@ def evaluate_orientation(model, shards: list[Path]) -> dict:
             distances[key].append(distance)
             bad = angle > 3.0 or distance > 3.0
             (bad_flagged if bad else good_flagged).append(entries[key]["status"] != "OK")
+            if planes is not None:
+                fit = fitted[key].fit
+                planes.append({"key": key, "angle_deg": angle, "distance_mm": distance,
+                               "residual_mm": fit.residual_mm, "support": fit.support,
+                               "gradient": fit.gradient, "confidence": entries[key]["confidence"],
+                               "msp_acpc_cosine": abs(float(fitted["MSP"].fit.normal
+                                                            @ fitted["ACPC"].fit.normal))})
 
     def stats(values: list[float]) -> list[float]:
         return [round(float(np.median(values)), 2), round(float(np.percentile(values, 95)), 2),
