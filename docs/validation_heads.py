@@ -25,6 +25,11 @@ How, from the repository root (re-run with ``--models DIR`` for newer networks):
 
     TF_ENABLE_ONEDNN_OPTS=1 PYTHONPATH=. python docs/validation_heads.py \\
         [HEADS_DIR] [--models DIR] [--out var/validation_heads_stages12.png]
+
+With ``--consistency`` (and Orientation-Net among the models) it instead images
+each head in 8 poses (tilts up to 30 degrees, the three protocols) and prints,
+per plane key, how far the planes found disagree once carried back into head
+coordinates: stage 3's consistency measured on real anatomy.
 """
 
 import argparse
@@ -38,6 +43,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from isp_node.cascade.evaluation import plane_spread  # noqa: E402
 from isp_node.cascade.models import IQ_CLASSES  # noqa: E402
 from isp_node.cascade.planner import Cascade  # noqa: E402
 from isp_node.geometry.rotations import head_rotation, rigid  # noqa: E402
@@ -53,6 +59,8 @@ ROOT = Path(__file__).resolve().parents[1]
 HEADS = ("chris_t1.nii.gz", "clinical_t1_electrodes.nii.gz")
 SNR = 30.0
 BRAIN_DEPTH_MM = 75.0  # brain centre below the top of the head, roughly
+CONSISTENCY_POSES = 8
+PROTOCOLS = ("three_plane", "separate_stacks", "scout_3d")
 
 
 @dataclass(frozen=True)
@@ -87,12 +95,17 @@ def head_centre(volume: np.ndarray, affine: np.ndarray) -> np.ndarray:
     return np.array([*upper[:, :2].mean(axis=0), top - BRAIN_DEPTH_MM])
 
 
+def head_pose(volume: np.ndarray, affine: np.ndarray, spec: Localizer) -> np.ndarray:
+    """Head -> scanner (4x4): turned by the localizer's pose, brain centre at the origin."""
+    rotation = head_rotation(*spec.pose_deg)
+    return rigid(rotation, -rotation @ head_centre(volume, affine))
+
+
 def simulate(volume: np.ndarray, affine: np.ndarray, spec: Localizer, seed: int) -> list[ImageSlice]:
     """Slices of one clean localizer of the undeformed head, brain centre at the scanner origin."""
     rng = np.random.default_rng(seed)
-    rotation = head_rotation(*spec.pose_deg)
     subject = Subject(
-        volume=volume, affine=affine, pose=rigid(rotation, -rotation @ head_centre(volume, affine)),
+        volume=volume, affine=affine, pose=head_pose(volume, affine, spec),
         contrast=contrast.ContrastMap.random(spec.family, rng,
                                              reference=contrast.white_matter_level(volume)),
         bias=artifacts.BiasField.random(rng, strength=0.2))
@@ -106,6 +119,25 @@ def simulate(volume: np.ndarray, affine: np.ndarray, spec: Localizer, seed: int)
             slices.append(ImageSlice(pixels, g.position, g.row, g.col, g.spacing, g.thickness,
                                      uid=f"{seed}:{len(slices)}"))
     return slices
+
+
+def consistency(cascade: Cascade, volume: np.ndarray, affine: np.ndarray,
+                seed: int) -> dict[str, tuple[float, float, int]]:
+    """Stage 3 on one head in `CONSISTENCY_POSES` poses (tilts up to 30 degrees, the three
+    protocols): per plane key, the spread of the planes carried back into head
+    coordinates (RMS angle in degrees, SD of position in mm) and how often it was found."""
+    rng = np.random.default_rng(seed)
+    found: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {}
+    for i in range(CONSISTENCY_POSES):
+        spec = Localizer(PROTOCOLS[i % len(PROTOCOLS)], "T1",
+                         tuple(float(a) for a in rng.uniform(-1, 1, 3) * (30, 15, 15)))
+        back = np.linalg.inv(head_pose(volume, affine, spec))
+        for plane in cascade.run(simulate(volume, affine, spec, seed + i))["planes"]:
+            normal, centre = np.asarray(plane["normal"]), np.asarray(plane["centre"])
+            found.setdefault(plane["key"], []).append((back[:3, :3] @ normal,
+                                                       back[:3, :3] @ centre + back[:3, 3]))
+    return {key: (*plane_spread(planes), len(planes)) for key, planes in found.items()
+            if len(planes) >= 2}
 
 
 def shown_images(slices: list[ImageSlice], result: dict, n: int = 4) -> list[int]:
@@ -150,6 +182,8 @@ def main() -> None:
                         help="folder holding the validation heads (default: ../shared/validation-heads)")
     parser.add_argument("--models", type=Path, default=None, help="trained networks (default: Cascade's)")
     parser.add_argument("--out", type=Path, default=ROOT / "var" / "validation_heads_stages12.png")
+    parser.add_argument("--consistency", action="store_true",
+                        help="instead: stage 3 on each head in 8 poses, the spread of its planes")
     args = parser.parse_args()
     missing = [h for h in HEADS if not (args.heads / h).is_file()]
     if missing:
@@ -157,6 +191,16 @@ def main() -> None:
                  "(give the folder holding them as the first argument)")
 
     cascade = Cascade(args.models)
+    if args.consistency:
+        if cascade.orientation is None:
+            sys.exit("--consistency needs Orientation-Net among the models")
+        for h, head in enumerate(HEADS):
+            volume, affine = anatomy.read_nifti(args.heads / head)
+            print(f"{head}: {CONSISTENCY_POSES} poses; plane key, RMS angle (deg), SD position "
+                  "(mm), times found")
+            for key, (angle, distance, n) in consistency(cascade, volume, affine, 1000 * h).items():
+                print(f"  {key:12} {angle:6.2f} {distance:6.2f} {n:3d}")
+        return
     n_rows = len(HEADS) * len(LOCALIZERS)
     fig, axes = plt.subplots(n_rows, 7, figsize=(15, 2.3 * n_rows))
     table = []

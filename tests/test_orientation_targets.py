@@ -142,3 +142,13 @@ def test_consistency_of_true_planes_is_exact():
     assert set(result["angle_sd_deg"]) == set(PLANE_KEYS)
     assert max(result["angle_sd_deg"].values()) < 0.05
     assert max(result["distance_sd_mm"].values()) < 0.05
+
+
+def test_plane_spread_of_known_planes():
+    from isp_node.cascade.evaluation import plane_spread
+
+    tilt = np.radians(1.0)
+    planes = [(np.array([np.sin(tilt), 0.0, np.cos(tilt)]), np.array([0.0, 0.0, 0.5])),
+              (np.array([np.sin(tilt), 0.0, -np.cos(tilt)]), np.array([0.0, 0.0, -0.5]))]  # flipped
+    angle, distance = plane_spread(planes)
+    assert abs(angle - 1.0) < 1e-6 and abs(distance - 0.5) < 1e-3

@@ -195,15 +195,23 @@ def evaluate_consistency(predict, head: str, individuals: range, poses: int = 8)
                 found[key].append((back[:3, :3] @ plane.plane.normal,
                                    back[:3, :3] @ plane.plane.centre + back[:3, 3]))
         for key, planes in found.items():
-            if len(planes) < 2:
-                continue
-            normals = np.array([n for n, _ in planes])
-            normals *= np.sign(normals @ normals[0])[:, None]
-            mean = normals.mean(axis=0) / np.linalg.norm(normals.mean(axis=0))
-            centre = np.mean([c for _, c in planes], axis=0)
-            angles = np.degrees(np.arccos(np.clip(normals @ mean, -1, 1)))
-            angle_spread[key].append(float(np.sqrt(np.mean(angles**2))))
-            distance_spread[key].append(float(np.std([(centre - c) @ n for n, c in planes])))
+            if len(planes) >= 2:
+                angle, distance = plane_spread(planes)
+                angle_spread[key].append(angle)
+                distance_spread[key].append(distance)
     return {"head": head, "individuals": len(individuals), "poses": poses,
             "angle_sd_deg": {k: round(float(np.median(v)), 2) for k, v in angle_spread.items() if v},
             "distance_sd_mm": {k: round(float(np.median(v)), 2) for k, v in distance_spread.items() if v}}
+
+
+def plane_spread(planes: list[tuple[np.ndarray, np.ndarray]]) -> tuple[float, float]:
+    """Spread of one plane found several times, as (normal, centre) pairs in one frame:
+    RMS angle (degrees) of the normals to their mean, and standard deviation (mm) of
+    the signed distance of the mean centre to each plane."""
+    normals = np.array([n for n, _ in planes], dtype=float)
+    normals *= np.sign(normals @ normals[0])[:, None]  # a plane's normal may point either way
+    centres = np.array([c for _, c in planes], dtype=float)
+    mean = normals.mean(axis=0) / np.linalg.norm(normals.mean(axis=0))
+    angles = np.degrees(np.arccos(np.clip(normals @ mean, -1, 1)))
+    offsets = np.einsum("ij,ij->i", centres.mean(axis=0) - centres, normals)
+    return float(np.sqrt(np.mean(angles**2))), float(np.std(offsets))
