@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+from scipy import ndimage
 
 from isp_node.cascade import datasets
 from isp_node.cascade.models import IQ_CLASSES, build_coverage_net, build_iq_net, build_orientation_net
@@ -39,6 +40,8 @@ DEFAULT_RECIPES = {
     "coverage": Recipe("coverage", steps=1500, batch=4, learning_rate=2e-3, cosine_decay=True),
     "orientation": Recipe("orientation", steps=2000, batch=2, learning_rate=1e-3, cosine_decay=True),
 }
+SMOOTHED_FRACTION = 0.5  # of LocalizerIQ-Net's training images smoothed by ...
+SMOOTHING_SIGMA_PX = (0.3, 1.0)  # ... a Gaussian of this sigma (pixels of the 64 x 64 input)
 HEAT_EMPHASIS = 20.0  # the centre blobs are small: their voxels weigh this much more
 
 
@@ -97,11 +100,18 @@ def build_model(recipe: Recipe):
 
 
 def _augment_images(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Random 90-degree turns, flips and intensity scaling: what an image shows does not
-    depend on its orientation on the screen or its brightness."""
+    """Random 90-degree turns, flips, smoothing and intensity scaling: what an image shows
+    does not depend on its orientation on the screen, on how finely its noise is grained
+    (a thin full-resolution slice anti-aliased by the loader is smoother than a simulated
+    coarse one; an empty image is noise either way) or on its brightness."""
     out = np.rot90(images, k=int(rng.integers(4)), axes=(1, 2))
     if rng.uniform() < 0.5:
         out = out[:, :, ::-1]
+    out = np.array(out, dtype=np.float32)
+    for i in np.flatnonzero(rng.uniform(size=len(out)) < SMOOTHED_FRACTION):
+        smooth = ndimage.gaussian_filter(out[i], rng.uniform(*SMOOTHING_SIGMA_PX))
+        scale = float(np.percentile(smooth, 99))  # renormalised as `iq_input` does
+        out[i] = smooth / scale if scale > 0 else smooth
     return out * rng.uniform(0.7, 1.3, (len(out), 1, 1))
 
 
