@@ -66,6 +66,8 @@ def _train(args: argparse.Namespace) -> int:
     recipe = DEFAULT_RECIPES[args.task]
     if args.steps:
         recipe = replace(recipe, steps=args.steps)
+    if args.start_from:
+        recipe = replace(recipe, start_from=str(args.start_from))
     data = Path(args.data) / "train"
     make_dataset(data, DatasetSpec(**TRAIN_DATA))
     work = Path(args.work) / args.task
@@ -191,6 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "train":
             sub.add_argument("--work", default="var/train", help="checkpoints (default var/train)")
             sub.add_argument("--steps", type=int, help="training steps (default: the recipe's)")
+            sub.add_argument("--start-from", metavar="FILE", help="start from these weights of "
+                             "the same network (.keras) instead of random ones, e.g. to train "
+                             "a development checkpoint further")
         else:
             sub.add_argument("--planes", metavar="FILE", help="orientation: also write every "
                              "evaluated plane's errors and fit measures here (JSON), to "

@@ -108,3 +108,12 @@ def test_orientation_training_runs_on_a_shard(tmp_path):
     assert state["step"] == 2 and state["samples"] == 2  # the case without a brain is left out
     assert np.isfinite(state["losses"][-1][1])
     assert model.output_shape == (None, *ORIENTATION_SHAPE, 2 * len(PLANE_KEYS))
+    # a new run can start from those weights: it begins where the first ended
+    model.save(tmp_path / "first.keras")
+    again, state = train(Recipe("orientation", steps=1, batch=2, learning_rate=0.0,
+                                start_from=str(tmp_path / "first.keras")),
+                         tmp_path, tmp_path / "again", progress=False)
+    assert len(state["start_from_sha256"]) == 64
+    for before, after in zip(model.get_weights(), again.get_weights()):
+        if before.ndim > 1:  # kernels (batch-norm statistics move even at rate 0)
+            np.testing.assert_array_equal(before, after)

@@ -5,6 +5,7 @@ checkpoint (model, optimizer state, step) every `checkpoint_every` steps; run
 it again with the same recipe and it resumes from the last checkpoint.
 """
 
+import hashlib
 import json
 import time
 from dataclasses import asdict, dataclass
@@ -33,6 +34,7 @@ class Recipe:
     seed: int = 0
     checkpoint_every: int = 200
     cosine_decay: bool = False  # learning rate falls to 0 over the steps (else constant)
+    start_from: str = ""  # weights of the same network to start from (else random, by seed)
 
 
 DEFAULT_RECIPES = {
@@ -202,6 +204,11 @@ def train(recipe: Recipe, data_dir: Path, work_dir: Path, progress: bool = True)
         k.utils.set_random_seed(recipe.seed)
         model = build_model(recipe)
         state = {"recipe": asdict(recipe), "step": 0, "seconds": 0.0, "losses": []}
+        if recipe.start_from:
+            _register()
+            model.set_weights(k.models.load_model(recipe.start_from).get_weights())
+            digest = hashlib.sha256(Path(recipe.start_from).read_bytes()).hexdigest()
+            state["start_from_sha256"] = digest
     shards = sorted(data_dir.glob(f"shard_v{datasets.FORMAT}_*.npz"))
     if not shards:
         raise FileNotFoundError(f"no training shards in {data_dir}")
