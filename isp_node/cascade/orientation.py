@@ -30,7 +30,7 @@ ORIENTATION_SHAPE = (64, 64, 64)
 BRAIN_FILL = 0.75  # of the grid's width taken by the brain's longest extent
 SPACING_LIMITS_MM = (2.5, 4.5)
 DISTANCE_RANGE_MM = 20.0  # distances are resolved within +-this of the plane, saturated beyond
-SATURATED_WEIGHT = 0.25  # of a voxel beyond the band in the loss (the band's weigh 1)
+SATURATED_WEIGHT = 0.25  # loss weight of a voxel beyond the band (voxels in it weigh 1)
 TRAINED_MARGIN_MM = 10.0  # distances are learnt this much beyond where the decoding looks
 HEAT_SIGMA_MM = 6.0
 # how far from its centre (mm, in the plane) a plane's votes count: whole-brain planes

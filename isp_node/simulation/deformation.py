@@ -56,10 +56,10 @@ from scipy import ndimage as ndi
 from scipy.spatial.transform import Rotation
 
 from isp_node.geometry.catalogue import AC, PC, head_frame
+from isp_node.pipeline.interpolation import sample_trilinear
 from isp_node.simulation.anatomy import AFID_PREFIX, Head
 from isp_node.simulation.lesions import Lesion
 from isp_node.simulation.masks import TemplateMaps, cached_for, template_maps
-from isp_node.pipeline.interpolation import sample_trilinear
 
 GRID_MM = 4.0
 GRID_PAD_MM = 12.0

@@ -42,8 +42,8 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from isp_node.geometry.catalogue import AC, PC, head_frame
-from isp_node.simulation.anatomy import AFID_PREFIX, Head, load_mni_head
 from isp_node.pipeline.interpolation import sample_trilinear
+from isp_node.simulation.anatomy import AFID_PREFIX, Head, load_mni_head
 
 STEP_MM = 2.0
 TISSUE_FRACTION = 0.40
