@@ -11,7 +11,7 @@ from scipy import ndimage as ndi
 
 from isp_node.geometry import normal_angle_deg, plane_catalogue
 from isp_node.simulation.deformation import (
-    Deformation, identity_deformation, interior_weight, random_deformation)
+    Deformation, corner_determinants, identity_deformation, interior_weight, random_deformation)
 from isp_node.simulation.lesions import Lesion, random_lesion
 from isp_node.simulation.masks import template_maps
 
@@ -270,3 +270,17 @@ def test_brain_map_stays_under_skull_and_scalp(name, request):
     depth = ndi.distance_transform_edt(skin, sampling=2.0)
     assert depth[maps.brain].min() >= 5.0
     assert maps.sample(maps.brain_fraction, head.landmarks["AFID:culmen"]) > 0.9
+
+
+def test_corner_determinants_of_a_linear_field_are_its_jacobian_everywhere():
+    rng = np.random.default_rng(3)
+    matrix = np.eye(3) * 1.1 + rng.normal(0, 0.05, (3, 3))
+    gradient = rng.normal(0, 0.1, (3, 3))
+    nodes = np.stack(np.meshgrid(*[4.0 * np.arange(n) for n in (5, 6, 7)], indexing="ij"))
+    field = np.einsum("ab,b...->a...", gradient, nodes)
+    expected = np.linalg.det(matrix + gradient) / np.linalg.det(matrix)
+    interior = (slice(1, -1),) * 3  # at the edges one one-sided difference is 0
+    np.testing.assert_allclose(corner_determinants(matrix, field, 4.0)[interior], expected, rtol=1e-5)
+    folded = field.copy()
+    folded[0, 2, 3, 3] += 40.0  # one node pushed past its neighbour: the map folds there
+    assert corner_determinants(matrix, folded, 4.0)[2, 3, 3] < 0

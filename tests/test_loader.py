@@ -122,14 +122,16 @@ def test_grid_projection_is_the_dot_product_at_every_voxel():
 
 
 def test_resample_of_an_oblique_stack_matches_the_voxelwise_definition():
-    """Every voxel takes the slices whose slab overlaps it, weighted by the overlap."""
+    """Every voxel takes the slices whose slab overlaps it, weighted by the overlap, each
+    slice sampled where it lies (here the slices are also shifted in-plane)."""
     angle = np.radians(20)
     row, col = np.array([np.cos(angle), 0, np.sin(angle)]), np.array([0, 1.0, 0])
     normal = np.cross(row, col)
     rng = np.random.default_rng(5)
     slices = [ImageSlice(rng.uniform(50, 150, (30, 30)).astype(np.float32),
-                         -30 * row - 30 * col + offset * normal, row, col, (2.0, 2.0), 3.0)
-              for offset in (-6.0, -1.0, 4.0)]
+                         -30 * row - 30 * col + offset * normal + shift, row, col, (2.0, 2.0), 3.0)
+              for offset, shift in ((-6.0, 0 * row), (-1.0, 5.0 * row - 3.0 * col), (4.0, 7.0 * col))]
+    assert len(parallel_groups(slices)) == 1
     grid = Grid.centred(np.zeros(3), (9, 9, 9), 4.0)
     volume = resample(slices, grid)
     total, weight = np.zeros(grid.shape), np.zeros(grid.shape)

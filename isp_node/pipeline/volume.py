@@ -9,9 +9,9 @@ between thick slices stay empty (coverage 0) instead of being invented.
 
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
-from isp_node.pipeline.interpolation import sample_bilinear
 from isp_node.pipeline.slices import ImageSlice
 
 PARALLEL_TOLERANCE = 1e-3
@@ -79,14 +79,20 @@ def parallel_groups(slices: list[ImageSlice]) -> list[list[ImageSlice]]:
     for s in slices:
         for group in groups:
             g = group[0]
-            if (g.shape == s.shape and np.allclose(g.spacing, s.spacing)
-                    and np.allclose(g.row, s.row, atol=PARALLEL_TOLERANCE)
-                    and np.allclose(g.col, s.col, atol=PARALLEL_TOLERANCE)):
+            if (g.shape == s.shape and _close(g.spacing, s.spacing, 1e-6)
+                    and _close(g.row, s.row, PARALLEL_TOLERANCE)
+                    and _close(g.col, s.col, PARALLEL_TOLERANCE)):
                 group.append(s)
                 break
         else:
             groups.append([s])
     return [sorted(g, key=lambda s: float(s.position @ s.normal)) for g in groups]
+
+
+def _close(a, b, tolerance: float) -> bool:
+    """Whether two short vectors agree within `tolerance` in every component."""
+    return all(abs(x - y) <= tolerance for x, y in zip(np.asarray(a, float).tolist(),
+                                                       np.asarray(b, float).tolist()))
 
 
 def intensity_scale(image: np.ndarray, coverage: np.ndarray) -> float:
@@ -110,30 +116,68 @@ def _accumulate_group(group: list[ImageSlice], grid: Grid,
                       total: np.ndarray, weight: np.ndarray) -> None:
     """Add one stack's contribution to the weighted sums (flat) of every voxel."""
     first = group[0]
-    normal = first.normal
-    offsets = np.array([float((s.position - first.position) @ normal) for s in group])
-    images = [s.antialiased(grid.spacing) for s in group]
-    r = grid.projection(first.position, first.col) / first.spacing[0]
-    c = grid.projection(first.position, first.row) / first.spacing[1]
-    d = grid.projection(first.position, normal)
-    rows, cols = first.shape
-    reach = (first.thickness + grid.spacing) / 2
-    # voxels inside the field of view and near the stack, sorted by distance along its normal,
-    # so each slice takes a contiguous run of them
-    candidates = np.flatnonzero((r > -0.5) & (r < rows - 0.5) & (c > -0.5) & (c < cols - 0.5)
-                                & (d > offsets.min() - reach) & (d < offsets.max() + reach))
-    candidates = candidates[np.argsort(d[candidates], kind="stable")]
-    distance = d[candidates]
-    for image, offset, s in zip(images, offsets, group):
-        low = np.searchsorted(distance, offset - reach, side="right")
-        high = np.searchsorted(distance, offset + reach, side="left")
-        if high <= low:
-            continue
-        near = candidates[low:high]
-        w = _overlap(distance[low:high] - offset, s.thickness, grid.spacing)
-        values = sample_bilinear(image, r[near], c[near])
-        total[near] += w * values
-        weight[near] += w
+    relative = np.array([s.position - first.position for s in group])
+    axes = np.array([first.col, first.row, first.normal], np.float64)
+    _accumulate_stack(
+        np.stack([s.antialiased(grid.spacing) for s in group]),
+        relative @ axes.T / np.array([first.spacing[0], first.spacing[1], 1.0]),
+        np.array([s.thickness for s in group], np.float64),
+        np.asarray(grid.origin, np.float64) - first.position, axes,
+        np.array([first.spacing[0], first.spacing[1], 1.0]), grid.spacing,
+        (first.thickness + grid.spacing) / 2, total.reshape(grid.shape), weight.reshape(grid.shape))
+
+
+@numba.njit(cache=True, nogil=True)
+def _accumulate_stack(images, shifts, thickness, origin, axes, pixel_mm, spacing, reach,
+                      total, weight):
+    """Each voxel takes the slices whose centre lies within `reach` of it along the normal,
+    weighted by the overlap of slab and voxel, at its bilinear value in that slice.
+    `shifts` are each slice's (row, column, normal) offsets from the first slice, whose
+    position is the frame of `origin`; the slices are sorted along the normal."""
+    count, rows, cols = images.shape
+    nx, ny, nz = total.shape
+    base = np.empty(3)
+    step = np.empty(3)
+    for a in range(3):
+        step[a] = spacing * axes[a, 2] / pixel_mm[a]
+    near, far = shifts[0, 2] - reach, shifts[count - 1, 2] + reach
+    for i in range(nx):
+        for j in range(ny):
+            for a in range(3):  # row index, column index, distance along the normal at k = 0
+                base[a] = ((origin[0] + spacing * i) * axes[a, 0] + (origin[1] + spacing * j) * axes[a, 1]
+                           + origin[2] * axes[a, 2]) / pixel_mm[a]
+            for k in range(nz):
+                distance = base[2] + k * step[2]
+                if distance <= near or distance >= far:
+                    continue
+                first = np.searchsorted(shifts[:, 2], distance - reach, side="right")
+                for s in range(first, count):
+                    offset = distance - shifts[s, 2]
+                    if offset <= -reach:
+                        break
+                    r = base[0] + k * step[0] - shifts[s, 0]
+                    c = base[1] + k * step[1] - shifts[s, 1]
+                    if not (-0.5 < r < rows - 0.5 and -0.5 < c < cols - 0.5):
+                        continue
+                    low = max(-thickness[s] / 2, offset - spacing / 2)
+                    high = min(thickness[s] / 2, offset + spacing / 2)
+                    w = max(high - low, 0.0) / spacing
+                    total[i, j, k] += w * _bilinear(images[s], r, c)
+                    weight[i, j, k] += w
+
+
+@numba.njit(cache=True, nogil=True)
+def _bilinear(image, r, c):
+    """Value at fractional pixel indices, clamped to the outermost pixel centres."""
+    rows, cols = image.shape
+    r = min(max(r, 0.0), rows - 1.0)
+    c = min(max(c, 0.0), cols - 1.0)
+    r0 = min(int(r), max(rows - 2, 0))
+    c0 = min(int(c), max(cols - 2, 0))
+    r1, c1 = min(r0 + 1, rows - 1), min(c0 + 1, cols - 1)
+    fr, fc = r - r0, c - c0
+    return np.float32((image[r0, c0] * (1 - fr) + image[r1, c0] * fr) * (1 - fc)
+                      + (image[r0, c1] * (1 - fr) + image[r1, c1] * fr) * fc)
 
 
 def resample(slices: list[ImageSlice], grid: Grid) -> LocalizerVolume:

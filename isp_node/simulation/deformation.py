@@ -51,6 +51,7 @@ changes. Lesions (``lesions``) add their mass effect by composition.
 
 from dataclasses import dataclass, field as dataclass_field, replace
 
+import numba
 import numpy as np
 from scipy import ndimage as ndi
 from scipy.spatial.transform import Rotation
@@ -207,22 +208,39 @@ def identity_deformation(head: Head) -> Deformation:
 
 def corner_determinants(matrix: np.ndarray, disp: np.ndarray, spacing: float) -> np.ndarray:
     """Min over the 8 one-sided difference Jacobians at each node of det(M + grad D) / det(M)."""
-    disp = disp.astype(np.float32)
-    m = matrix.astype(np.float32)
-    forward = [np.diff(disp, axis=a + 1, append=np.take(disp, [-1], axis=a + 1)) / spacing for a in range(3)]
-    backward = [np.diff(disp, axis=a + 1, prepend=np.take(disp, [0], axis=a + 1)) / spacing for a in range(3)]
-    for a in range(3):  # add the affine part: column a of the Jacobian is M[:, a] + dD/dx_a
-        for r in range(3):
-            forward[a][r] += m[r, a]
-            backward[a][r] += m[r, a]
-    lowest = None
-    for choice in np.ndindex(2, 2, 2):
-        c0, c1, c2 = ((forward if pick == 0 else backward)[a] for a, pick in enumerate(choice))
-        det = (c0[0] * (c1[1] * c2[2] - c2[1] * c1[2])
-               - c1[0] * (c0[1] * c2[2] - c2[1] * c0[2])
-               + c2[0] * (c0[1] * c1[2] - c1[1] * c0[2]))
-        lowest = det if lowest is None else np.minimum(lowest, det)
-    return lowest / np.float32(np.linalg.det(matrix))
+    out = np.empty(disp.shape[1:], np.float32)
+    _corner_determinants(np.asarray(matrix, np.float64), np.ascontiguousarray(disp, np.float32),
+                         float(spacing), out)
+    return out / np.float32(np.linalg.det(matrix))
+
+
+@numba.njit(cache=True, nogil=True)
+def _corner_determinants(m, disp, spacing, out):
+    _, nx, ny, nz = disp.shape
+    columns = np.empty((2, 3, 3))  # [forward/backward, axis, row] of M + grad D
+    for i in range(nx):
+        for j in range(ny):
+            for k in range(nz):
+                # one-sided differences: forward ones vanish at the last node, backward ones at the first
+                ends = ((min(i + 1, nx - 1), j, k, max(i - 1, 0), j, k),
+                        (i, min(j + 1, ny - 1), k, i, max(j - 1, 0), k),
+                        (i, j, min(k + 1, nz - 1), i, j, max(k - 1, 0)))
+                for a in range(3):
+                    fi, fj, fk, bi, bj, bk = ends[a]
+                    for r in range(3):
+                        here = disp[r, i, j, k]
+                        columns[0, a, r] = m[r, a] + (disp[r, fi, fj, fk] - here) / spacing
+                        columns[1, a, r] = m[r, a] + (here - disp[r, bi, bj, bk]) / spacing
+                lowest = np.inf
+                for choice in range(8):
+                    c0 = columns[choice >> 2, 0]
+                    c1 = columns[(choice >> 1) & 1, 1]
+                    c2 = columns[choice & 1, 2]
+                    det = (c0[0] * (c1[1] * c2[2] - c2[1] * c1[2])
+                           - c1[0] * (c0[1] * c2[2] - c2[1] * c0[2])
+                           + c2[0] * (c0[1] * c1[2] - c1[1] * c0[2]))
+                    lowest = min(lowest, det)
+                out[i, j, k] = lowest
 
 
 def _grid_box(maps: TemplateMaps, matrix: np.ndarray, offset: np.ndarray) -> tuple[np.ndarray, tuple[int, ...]]:
@@ -318,7 +336,6 @@ class InteriorGrid:
     shape: tuple[int, int, int]
     nodes: np.ndarray  # (n, 3) template LPS of the active nodes
     active: np.ndarray  # bool grid, nodes with some interior weight (or next to one)
-    cells: np.ndarray  # bool grid, cells (by their lowest corner) with an active corner
     weight: np.ndarray  # (n,) interior weight at the active nodes
     push: dict[str, np.ndarray]  # "L"/"R" -> (n, 3) ventricle wall push at the active nodes
     frame: np.ndarray  # rows: the head's left, posterior, superior
@@ -359,7 +376,6 @@ def _interior_grid(head: Head, maps: TemplateMaps) -> InteriorGrid:
         temporal[side] = afid[f"{side} AL temporal horn"]
     return InteriorGrid(
         origin=lo, shape=shape, nodes=nodes, active=active,
-        cells=ndi.maximum_filter(active, size=2, origin=-1, mode="constant"),
         weight=weight[active], push=push,
         frame=np.stack([frame.left, frame.posterior, frame.superior]),
         thalamus=(lm[AC] + lm[PC]) / 2 + 6.0 * frame.superior, brain_centre=maps.brain_centre,
@@ -467,13 +483,8 @@ def random_deformation(head: Head, rng: np.random.Generator, strength: float = 1
         backward = interior_backward(grid, interior_rng, strength, amplitudes)
         nodes = Deformation(matrix, offset, origin, GRID_MM, disp.astype(np.float32)).grid_points().reshape(-1, 3)
         template = nodes @ matrix.T + offset + np.moveaxis(disp, 0, -1).reshape(-1, 3)
-        # the backward field is zero outside the active nodes: sample only where a cell touches them
-        cell = np.floor((template - grid.origin) / GRID_MM).astype(int)
-        reach = np.all((cell >= 0) & (cell < grid.shape), axis=1)
-        reach[reach] = grid.cells[tuple(cell[reach].T)]
-        values = np.zeros_like(template)
-        values[reach] = sample_grid(backward, grid.origin, template[reach])
-        inner = np.moveaxis(values.reshape(*shape, 3), -1, 0)
+        # zero wherever no cell of the backward field's active nodes is reached
+        inner = np.moveaxis(sample_grid(backward, grid.origin, template).reshape(*shape, 3), -1, 0)
     field = _keep_invertible(matrix, disp, inner)
     deformation = Deformation(matrix, offset, origin, GRID_MM, field.astype(np.float32), maps=maps)
     if lesion is not None:
