@@ -121,6 +121,13 @@ def test_grid_projection_is_the_dot_product_at_every_voxel():
     np.testing.assert_allclose(grid.projection(origin, direction), expected, atol=1e-9)
 
 
+def test_grid_squared_distance_is_that_of_every_voxel():
+    grid = Grid.centred(np.array([3.0, -7.0, 11.0]), (6, 5, 4), 4.0)
+    point = np.array([1.0, 2.0, -3.0])
+    expected = ((grid.points() - point) ** 2).sum(axis=-1)
+    np.testing.assert_allclose(grid.squared_distance(point), expected, atol=1e-9)
+
+
 def test_resample_of_an_oblique_stack_matches_the_voxelwise_definition():
     """Every voxel takes the slices whose slab overlaps it, weighted by the overlap, each
     slice sampled where it lies (here the slices are also shifted in-plane)."""

@@ -82,9 +82,7 @@ def plane_targets(grid: Grid, planes: np.ndarray) -> Targets:
         if not np.all(np.isfinite(centre)):
             continue
         d = grid.projection(centre, normal).reshape(grid.shape)
-        # squared distance to the centre, summed axis by axis (the grid is axis-aligned)
-        square = [(axis - c) ** 2 for axis, c in zip(axes, centre)]
-        radius2 = square[0][:, None, None] + square[1][None, :, None] + square[2][None, None, :]
+        radius2 = grid.squared_distance(centre)
         distance[..., k] = np.clip(d / DISTANCE_RANGE_MM, -1, 1)
         reach = VOTE_RADIUS_MM[key] + DISTANCE_RANGE_MM + TRAINED_MARGIN_MM
         weight[..., k] = (radius2 < reach**2) * np.where(np.abs(d) < DISTANCE_RANGE_MM, 1.0,
@@ -129,17 +127,20 @@ def planes_from_outputs(grid: Grid, distance: np.ndarray, heat: np.ndarray,
     index = {key: k for k, key in enumerate(PLANE_KEYS)}
 
     def fit(key: str, centre: np.ndarray) -> PlaneFit | None:
-        d = distance[..., index[key]].ravel()
-        near = np.linalg.norm(points - centre, axis=1) < VOTE_RADIUS_MM[key] + DISTANCE_RANGE_MM
-        inner, votes = near & (np.abs(d) < core), near & (np.abs(d) < band)
+        d = distance[..., index[key]]
+        votes = np.flatnonzero((grid.squared_distance(centre) < (VOTE_RADIUS_MM[key] + DISTANCE_RANGE_MM) ** 2)
+                               & (np.abs(d) < band))
+        d = d.ravel()[votes]
+        inner = votes[np.abs(d) < core]
         try:
-            first = fit_distance_votes(points[inner], d[inner] * DISTANCE_RANGE_MM)
-            return fit_distance_votes(points[votes], d[votes] * DISTANCE_RANGE_MM, start=first)
+            first = fit_distance_votes(points[inner], d[np.abs(d) < core] * DISTANCE_RANGE_MM)
+            return fit_distance_votes(points[votes], d * DISTANCE_RANGE_MM, start=first)
         except ValueError:
             return None
 
     brain_centre = grid.centre
     msp, acpc = fit("MSP", brain_centre), fit("ACPC", brain_centre)
+    peaks = heat.reshape(-1, len(PLANE_KEYS)).max(axis=0)
     if msp is None or acpc is None:
         return {}  # no head frame: nothing can be oriented
     frame = frame_from(msp.normal, acpc.normal)
@@ -149,7 +150,7 @@ def planes_from_outputs(grid: Grid, distance: np.ndarray, heat: np.ndarray,
     for key in PLANE_KEYS:
         centre = acpc_mid + np.asarray(CENTRE_PRIOR_MM[key]) @ axes
         k = index[key]
-        if heat[..., k].max() >= HEAT_TRUSTED:
+        if peaks[k] >= HEAT_TRUSTED:
             peak = weighted_centre(points, heat[..., k])
             if np.linalg.norm(peak - centre) < HEAT_REACH_MM:
                 centre = peak

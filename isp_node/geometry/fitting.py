@@ -17,6 +17,7 @@ import numpy as np
 from isp_node.geometry.planes import unit
 
 MIN_VOTES = 10
+MAX_CONDITION = 1e12  # of the normal equations: beyond it the votes lie on a line or a point
 
 
 @dataclass(frozen=True)
@@ -58,10 +59,12 @@ def fit_distance_votes(points: np.ndarray, distances: np.ndarray, weights: np.nd
     weight = prior if start is None else \
         prior * _biweight(points @ start.normal - start.offset - distances, cutoff_mm)
     for _ in range(iterations):
-        root = np.sqrt(weight)
-        solution, _, rank, _ = np.linalg.lstsq(design * root[:, None], distances * root, rcond=None)
-        if rank < 4:
+        # the weighted normal equations: 4 unknowns, thousands of votes
+        weighted = design.T * weight
+        normal_matrix = weighted @ design
+        if np.linalg.cond(normal_matrix) > MAX_CONDITION:
             raise ValueError("the votes do not span a plane")
+        solution = np.linalg.solve(normal_matrix, weighted @ distances)
         residual = design @ solution - distances
         weight = prior * _biweight(residual, cutoff_mm)
         if np.count_nonzero(weight) < MIN_VOTES:

@@ -54,6 +54,12 @@ class Grid:
                  for a, n in enumerate(self.shape)]
         return (terms[0][:, None, None] + terms[1][None, :, None] + terms[2][None, None, :]).ravel()
 
+    def squared_distance(self, point: np.ndarray) -> np.ndarray:
+        """Squared distance (X, Y, Z) from every voxel centre to `point`, summed axis by axis."""
+        square = [(self.origin[a] + self.spacing * np.arange(n) - point[a]) ** 2
+                  for a, n in enumerate(self.shape)]
+        return square[0][:, None, None] + square[1][None, :, None] + square[2][None, None, :]
+
     def to_voxel(self, points: np.ndarray) -> np.ndarray:
         """Continuous voxel indices (..., 3) of LPS points (..., 3)."""
         return (np.asarray(points, dtype=float) - self.origin) / self.spacing
