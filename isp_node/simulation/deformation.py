@@ -440,9 +440,11 @@ def exponentiate(velocity: np.ndarray, active: np.ndarray, steps: int = SQUARING
     """
     disp = velocity / 2.0 ** steps
     index = np.argwhere(active).astype(np.float64)
+    flat = np.ravel_multi_index(index.T.astype(np.intp), active.shape)  # the same nodes, in order
+    nodes = disp.reshape(3, -1)
     for _ in range(steps):
-        here = disp[:, active]
-        disp[:, active] = here + sample_trilinear(disp, np.eye(4), index + here.T, "nearest").T
+        here = nodes[:, flat]
+        nodes[:, flat] = here + sample_trilinear(disp, np.eye(4), index + here.T, "nearest").T
     return disp
 
 
@@ -481,10 +483,13 @@ def random_deformation(head: Head, rng: np.random.Generator, strength: float = 1
     if interior:
         grid = interior_grid(head)
         backward = interior_backward(grid, interior_rng, strength, amplitudes)
-        nodes = Deformation(matrix, offset, origin, GRID_MM, disp.astype(np.float32)).grid_points().reshape(-1, 3)
-        template = nodes @ matrix.T + offset + np.moveaxis(disp, 0, -1).reshape(-1, 3)
+        axes = [origin[a] + GRID_MM * np.arange(n) for a, n in enumerate(shape)]
+        template = np.empty((*shape, 3))  # of every node, from one term per axis (the grid is axis-aligned)
+        for a in range(3):
+            template[..., a] = (matrix[a, 0] * axes[0][:, None, None] + matrix[a, 1] * axes[1][None, :, None]
+                                + matrix[a, 2] * axes[2][None, None, :]) + offset[a] + disp[a]
         # zero wherever no cell of the backward field's active nodes is reached
-        inner = np.moveaxis(sample_grid(backward, grid.origin, template).reshape(*shape, 3), -1, 0)
+        inner = np.moveaxis(sample_grid(backward, grid.origin, template), -1, 0)
     field = _keep_invertible(matrix, disp, inner)
     deformation = Deformation(matrix, offset, origin, GRID_MM, field.astype(np.float32), maps=maps)
     if lesion is not None:
