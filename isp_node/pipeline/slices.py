@@ -23,14 +23,12 @@ class ImageSlice:
     uid: str = ""  # SOP Instance UID (or a simulator id)
     series_uid: str = ""
     meta: dict = field(default_factory=dict, compare=False)
+    normal: np.ndarray = field(init=False, repr=False, compare=False)  # row x col
 
     def __post_init__(self) -> None:
         for name in ("position", "row", "col"):
             object.__setattr__(self, name, np.asarray(getattr(self, name), dtype=float).reshape(3))
-
-    @property
-    def normal(self) -> np.ndarray:
-        return np.cross(self.row, self.col)
+        object.__setattr__(self, "normal", np.cross(self.row, self.col))
 
     @property
     def shape(self) -> tuple[int, int]:
