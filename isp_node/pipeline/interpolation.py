@@ -51,6 +51,18 @@ def sample_bilinear(image: np.ndarray, rows: np.ndarray, cols: np.ndarray,
 
 
 @numba.njit(cache=True, nogil=True)
+def bilinear_at(images, index, r, c):
+    """Value of image `index` of a stack (n, rows, cols) at fractional pixel indices, clamped
+    to the outermost pixel centres (the "nearest" edge), as float32; for compiled callers
+    (the stack and index are passed rather than one image: a view costs reference counting)."""
+    _, rows, cols = images.shape
+    r0, r1, fr, _ = _corner(r, rows, True)
+    c0, c1, fc, _ = _corner(c, cols, True)
+    return np.float32((images[index, r0, c0] * (1 - fr) + images[index, r1, c0] * fr) * (1 - fc)
+                      + (images[index, r0, c1] * (1 - fr) + images[index, r1, c1] * fr) * fc)
+
+
+@numba.njit(cache=True, nogil=True)
 def _corner(position: float, n: int, clamp: bool) -> tuple[int, int, float, bool]:
     """Lower and upper voxel index, weight of the upper, and whether the point is inside."""
     if clamp:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
+from isp_node.pipeline.interpolation import bilinear_at
 from isp_node.pipeline.slices import ImageSlice
 
 PARALLEL_TOLERANCE = 1e-3
@@ -111,13 +112,6 @@ def intensity_scale(image: np.ndarray, coverage: np.ndarray) -> float:
     return scale if scale > 0 else 1.0
 
 
-def _overlap(centre_offsets: np.ndarray, thickness: float, extent: float) -> np.ndarray:
-    """Length of [-t/2, t/2] inside [d - e/2, d + e/2], divided by e."""
-    low = np.maximum(-thickness / 2, centre_offsets - extent / 2)
-    high = np.minimum(thickness / 2, centre_offsets + extent / 2)
-    return np.clip(high - low, 0, None) / extent
-
-
 def _accumulate_group(group: list[ImageSlice], grid: Grid,
                       total: np.ndarray, weight: np.ndarray) -> None:
     """Add one stack's contribution to the weighted sums (flat) of every voxel."""
@@ -168,22 +162,8 @@ def _accumulate_stack(images, shifts, thickness, origin, axes, pixel_mm, spacing
                     low = max(-thickness[s] / 2, offset - spacing / 2)
                     high = min(thickness[s] / 2, offset + spacing / 2)
                     w = max(high - low, 0.0) / spacing
-                    total[i, j, k] += w * _bilinear(images[s], r, c)
+                    total[i, j, k] += w * bilinear_at(images, s, r, c)
                     weight[i, j, k] += w
-
-
-@numba.njit(cache=True, nogil=True)
-def _bilinear(image, r, c):
-    """Value at fractional pixel indices, clamped to the outermost pixel centres."""
-    rows, cols = image.shape
-    r = min(max(r, 0.0), rows - 1.0)
-    c = min(max(c, 0.0), cols - 1.0)
-    r0 = min(int(r), max(rows - 2, 0))
-    c0 = min(int(c), max(cols - 2, 0))
-    r1, c1 = min(r0 + 1, rows - 1), min(c0 + 1, cols - 1)
-    fr, fc = r - r0, c - c0
-    return np.float32((image[r0, c0] * (1 - fr) + image[r1, c0] * fr) * (1 - fc)
-                      + (image[r0, c1] * (1 - fr) + image[r1, c1] * fr) * fc)
 
 
 def resample(slices: list[ImageSlice], grid: Grid) -> LocalizerVolume:
