@@ -131,18 +131,18 @@ def planes_from_outputs(grid: Grid, distance: np.ndarray, heat: np.ndarray,
         votes = np.flatnonzero((grid.squared_distance(centre) < (VOTE_RADIUS_MM[key] + DISTANCE_RANGE_MM) ** 2)
                                & (np.abs(d) < band))
         d = d.ravel()[votes]
-        inner = votes[np.abs(d) < core]
+        inner = np.abs(d) < core
         try:
-            first = fit_distance_votes(points[inner], d[np.abs(d) < core] * DISTANCE_RANGE_MM)
+            first = fit_distance_votes(points[votes[inner]], d[inner] * DISTANCE_RANGE_MM)
             return fit_distance_votes(points[votes], d * DISTANCE_RANGE_MM, start=first)
         except ValueError:
             return None
 
     brain_centre = grid.centre
     msp, acpc = fit("MSP", brain_centre), fit("ACPC", brain_centre)
-    peaks = heat.reshape(-1, len(PLANE_KEYS)).max(axis=0)
     if msp is None or acpc is None:
         return {}  # no head frame: nothing can be oriented
+    peaks = heat.reshape(-1, len(PLANE_KEYS)).max(axis=0)
     frame = frame_from(msp.normal, acpc.normal)
     axes = np.stack([frame.left, frame.posterior, frame.superior])
     acpc_mid = msp.project(acpc.project(brain_centre - np.asarray(BRAIN_CENTRE_FROM_ACPC_MM) @ axes))

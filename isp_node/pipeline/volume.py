@@ -86,7 +86,7 @@ def parallel_groups(slices: list[ImageSlice]) -> list[list[ImageSlice]]:
     for s in slices:
         for group in groups:
             g = group[0]
-            if (g.shape == s.shape and _close(g.spacing, s.spacing, 1e-6)
+            if (g.shape == s.shape and _close(g.spacing, s.spacing, 1e-8)
                     and _close(g.row, s.row, PARALLEL_TOLERANCE)
                     and _close(g.col, s.col, PARALLEL_TOLERANCE)):
                 group.append(s)
@@ -96,10 +96,10 @@ def parallel_groups(slices: list[ImageSlice]) -> list[list[ImageSlice]]:
     return [sorted(g, key=lambda s: float(s.position @ s.normal)) for g in groups]
 
 
-def _close(a, b, tolerance: float) -> bool:
-    """Whether two short vectors agree within `tolerance` in every component."""
-    return all(abs(x - y) <= tolerance for x, y in zip(np.asarray(a, float).tolist(),
-                                                       np.asarray(b, float).tolist()))
+def _close(a, b, atol: float) -> bool:
+    """``np.allclose(a, b, atol=atol)`` for two short vectors, without numpy's per-call cost."""
+    return all(abs(x - y) <= atol + 1e-5 * abs(y) for x, y in zip(np.asarray(a, float).tolist(),
+                                                                 np.asarray(b, float).tolist()))
 
 
 def intensity_scale(image: np.ndarray, coverage: np.ndarray) -> float:

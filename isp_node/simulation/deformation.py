@@ -440,7 +440,7 @@ def exponentiate(velocity: np.ndarray, active: np.ndarray, steps: int = SQUARING
     """
     disp = velocity / 2.0 ** steps
     index = np.argwhere(active).astype(np.float64)
-    flat = np.ravel_multi_index(index.T.astype(np.intp), active.shape)  # the same nodes, in order
+    flat = np.flatnonzero(active)  # the same nodes, in the same order
     nodes = disp.reshape(3, -1)
     for _ in range(steps):
         here = nodes[:, flat]
@@ -483,11 +483,8 @@ def random_deformation(head: Head, rng: np.random.Generator, strength: float = 1
     if interior:
         grid = interior_grid(head)
         backward = interior_backward(grid, interior_rng, strength, amplitudes)
-        axes = [origin[a] + GRID_MM * np.arange(n) for a, n in enumerate(shape)]
-        template = np.empty((*shape, 3))  # of every node, from one term per axis (the grid is axis-aligned)
-        for a in range(3):
-            template[..., a] = (matrix[a, 0] * axes[0][:, None, None] + matrix[a, 1] * axes[1][None, :, None]
-                                + matrix[a, 2] * axes[2][None, None, :]) + offset[a] + disp[a]
+        nodes = Deformation(matrix, offset, origin, GRID_MM, disp.astype(np.float32)).grid_points()
+        template = nodes @ matrix.T + offset + np.moveaxis(disp, 0, -1)
         # zero wherever no cell of the backward field's active nodes is reached
         inner = np.moveaxis(sample_grid(backward, grid.origin, template), -1, 0)
     field = _keep_invertible(matrix, disp, inner)
