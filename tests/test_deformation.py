@@ -246,19 +246,6 @@ def test_random_deformation_composes_a_random_lesion(head, template_points):
     assert weights.shape == (len(template_points), 2)
 
 
-def test_separable_upsampling_is_trilinear_interpolation():
-    from isp_node.simulation.deformation import linear_weights
-    coarse = np.random.default_rng(2).standard_normal((7, 9, 8))
-    step, shape = 0.32, (19, 25, 22)
-    out = coarse
-    for axis, n in enumerate(shape):
-        out = np.moveaxis(np.tensordot(linear_weights(n, step, coarse.shape[axis]), out,
-                                       axes=(1, axis)), 0, axis)
-    coords = np.stack(np.meshgrid(*[np.arange(n) * step for n in shape], indexing="ij"))
-    np.testing.assert_allclose(out, ndi.map_coordinates(coarse, coords, order=1, mode="nearest"),
-                               atol=1e-12)
-
-
 @pytest.mark.parametrize("name", ["mni_head", "pydeface_head"])
 def test_brain_map_stays_under_skull_and_scalp(name, request):
     """The brain map of either head keeps at least 5 mm (skull and scalp) from the skin and

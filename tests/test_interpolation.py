@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from isp_node.pipeline.interpolation import sample_bilinear, sample_trilinear
+from isp_node.pipeline.interpolation import sample_bilinear, sample_trilinear, upsample_linear
 
 
 @pytest.mark.parametrize("shape", [(5, 6, 7), (1, 4, 3), (2, 2, 2)])
@@ -47,3 +47,12 @@ def test_bad_arguments_are_refused():
         sample_trilinear(np.zeros((2, 2, 2)), np.eye(4), np.zeros((1, 3)), "wrap")
     with pytest.raises(ValueError, match="points"):
         sample_trilinear(np.zeros((2, 2, 2)), np.eye(4), np.zeros((1, 2)))
+
+
+def test_separable_upsampling_is_trilinear_interpolation():
+    coarse = np.random.default_rng(2).standard_normal((7, 9, 8))
+    step, shape = 0.32, (19, 25, 22)
+    out = upsample_linear(coarse, shape, step)
+    coords = np.stack(np.meshgrid(*[np.arange(n) * step for n in shape], indexing="ij"))
+    np.testing.assert_allclose(out, ndimage.map_coordinates(coarse, coords, order=1, mode="nearest"),
+                               atol=1e-12)

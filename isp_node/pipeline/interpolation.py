@@ -9,6 +9,8 @@ of a vector field with one set of weights. Its two edge modes are those of
 beyond the outermost pixel centres) and ``"nearest"`` (coordinates clamped).
 """
 
+from functools import lru_cache
+
 import numba
 import numpy as np
 
@@ -40,6 +42,34 @@ def sample_trilinear(volume: np.ndarray, to_voxel: np.ndarray, points: np.ndarra
     if volume.ndim == 3:
         return out[:, 0].reshape(points.shape[:-1])
     return out.reshape(*points.shape[:-1], fields.shape[0])
+
+
+def upsample_linear(values: np.ndarray, shape: tuple[int, ...], step: float,
+                    first_axis: int = 0) -> np.ndarray:
+    """Linear interpolation of regularly spaced samples `values` at positions 0, step,
+    2*step, ... (clamped to the last sample) along `len(shape)` axes from `first_axis`,
+    giving `shape` there: one small matrix product per axis (trilinear is separable)."""
+    for offset, n in enumerate(shape):
+        axis = first_axis + offset
+        values = np.moveaxis(np.tensordot(linear_weights(n, step, values.shape[axis]), values,
+                                          axes=(1, axis)), 0, axis)
+    return values
+
+
+@lru_cache(maxsize=256)
+def linear_weights(n: int, step: float, size: int) -> np.ndarray:
+    """(n, size) matrix that linearly interpolates `size` samples at positions 0, step, 2*step, ...
+    (clamped to the last sample), as ``map_coordinates(order=1, mode="nearest")`` would.
+    Cached (a simulated localizer asks for the same few dozen), hence read-only."""
+    position = np.clip(np.arange(n) * step, 0, size - 1)
+    low = np.minimum(np.floor(position).astype(int), size - 1)
+    high = np.minimum(low + 1, size - 1)
+    t = position - low
+    weights = np.zeros((n, size))
+    np.add.at(weights, (np.arange(n), low), 1 - t)
+    np.add.at(weights, (np.arange(n), high), t)
+    weights.flags.writeable = False
+    return weights
 
 
 def sample_bilinear(image: np.ndarray, rows: np.ndarray, cols: np.ndarray,

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from isp_node.pipeline.interpolation import sample_trilinear
+from isp_node.pipeline.interpolation import sample_trilinear, upsample_linear
 from isp_node.pipeline.slices import ImageSlice
 from isp_node.simulation.protocols import StackSpec
 
@@ -59,13 +59,13 @@ class Subject:
         averaged over `offsets` (mm) along the unit direction `along` with `weights`
         (a slice profile).
 
-        The deformation is evaluated once per point (or per `stride`-th lattice
-        node); the offsets follow its local linear part (taken at the points'
+        The deformation and bias field are evaluated once per point (or per
+        `stride`-th lattice node); the offsets follow its local linear part (taken at the points'
         centre), exact for the affine part and within a fraction of a millimetre
         for the smooth non-linear rest.
         """
         subject, template = self._to_template(points, stride)
-        points = points.reshape(-1, 3)
+        lattice, points = points, points.reshape(-1, 3)
         step_subject = step_template = np.zeros(3)
         if along is not None:
             centre = points.mean(axis=0, keepdims=True)
@@ -82,8 +82,9 @@ class Subject:
                 values = (values * (1 - core - oedema) + self.lesion_signal[0] * core
                           + self.lesion_signal[1] * oedema)
             total += weight * values
-        if self.bias is not None:
-            total = total * self.bias(points)
+        if self.bias is not None:  # smooth on the lattice's scale too
+            total = total * (lattice_map(self.bias, lattice, stride).reshape(-1) if stride > 1
+                             else self.bias(points))
         return total
 
     def brain(self, points: np.ndarray, stride: int = 1) -> np.ndarray:
@@ -96,23 +97,19 @@ class Subject:
 
 
 def lattice_map(fn: PointMap, lattice: np.ndarray, stride: int) -> np.ndarray:
-    """`fn` over a regular lattice of points (n1, ..., nk, 3), evaluated on every
-    `stride`-th node (extended past the far edges) and multilinearly interpolated."""
+    """`fn` (of points (N, 3), giving (N, ...)) over a regular lattice of points (n1, ..., nk, 3),
+    evaluated on every `stride`-th node (extended past the far edges) and multilinearly
+    interpolated: (n1, ..., nk, ...)."""
     shape = lattice.shape[:-1]
     origin = lattice[(0,) * len(shape)]
-    steps = [lattice[tuple(1 if a == axis else 0 for a in range(len(shape)))] - origin
-             if n > 1 else np.zeros(3) for axis, n in enumerate(shape)]
-    coarse_index = [np.arange(0, n - 1 + stride, stride) for n in shape]
-    mesh = np.meshgrid(*coarse_index, indexing="ij")
-    coarse = origin + sum(m[..., None] * step for m, step in zip(mesh, steps))
-    values = fn(coarse.reshape(-1, 3)).reshape(*coarse.shape)
+    coarse = origin
     for axis, n in enumerate(shape):
-        position = np.arange(n) / stride
-        low = np.floor(position).astype(int)
-        t = (position - low).reshape([-1 if a == axis else 1 for a in range(len(shape))] + [1])
-        values = (np.take(values, low, axis=axis) * (1 - t)
-                  + np.take(values, np.minimum(low + 1, values.shape[axis] - 1), axis=axis) * t)
-    return values
+        step = lattice[tuple(1 if a == axis else 0 for a in range(len(shape)))] - origin \
+            if n > 1 else np.zeros(3)
+        nodes = np.arange(0, n - 1 + stride, stride).reshape([-1] + [1] * (len(shape) - axis))
+        coarse = coarse + nodes * step.reshape(-1)
+    values = fn(coarse.reshape(-1, 3))
+    return upsample_linear(values.reshape(*coarse.shape[:-1], *values.shape[1:]), shape, 1.0 / stride)
 
 
 def _sample(volume: np.ndarray, affine: np.ndarray, points: np.ndarray) -> np.ndarray:

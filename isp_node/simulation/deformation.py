@@ -57,7 +57,7 @@ from scipy import ndimage as ndi
 from scipy.spatial.transform import Rotation
 
 from isp_node.geometry.catalogue import AC, PC, head_frame
-from isp_node.pipeline.interpolation import sample_trilinear
+from isp_node.pipeline.interpolation import sample_trilinear, upsample_linear
 from isp_node.simulation.anatomy import AFID_PREFIX, Head
 from isp_node.simulation.lesions import Lesion
 from isp_node.simulation.masks import TemplateMaps, cached_for, template_maps
@@ -189,7 +189,9 @@ class Deformation:
             return np.zeros(points.shape[:-1] + (2,), dtype=np.float32)
         weight = self.lesion.weight(points)
         if template_points is not None and self.maps is not None:
-            weight *= self.maps.sample(self.maps.brain_fraction, template_points)[..., None]
+            near = weight.any(axis=-1)
+            weight[near] *= self.maps.sample(self.maps.brain_fraction,
+                                             np.asarray(template_points)[near])[..., None]
         return weight
 
     def with_lesion(self, lesion: Lesion) -> "Deformation":
@@ -285,25 +287,9 @@ def smooth_noise(rng: np.random.Generator, shape: tuple[int, ...], length_mm: fl
     coarse_shape = tuple(int(np.ceil((n - 1) * ratio)) + 2 for n in shape)
     noise = rng.standard_normal((3, *coarse_shape))
     coarse = np.stack([ndi.gaussian_filter(c, length_mm / coarse_mm, mode="reflect") for c in noise])
-    out = coarse
-    for axis, n in enumerate(shape):  # trilinear interpolation is separable: one axis at a time
-        out = np.moveaxis(np.tensordot(linear_weights(n, ratio, out.shape[axis + 1]), out,
-                                       axes=(1, axis + 1)), 0, axis + 1)
+    out = upsample_linear(coarse, shape, ratio, first_axis=1)
     out *= rms_mm / max(float(out.std()), 1e-12)
     return out
-
-
-def linear_weights(n: int, step: float, size: int) -> np.ndarray:
-    """(n, size) matrix that linearly interpolates `size` samples at positions 0, step, 2*step, ...
-    (clamped to the last sample), as ``map_coordinates(order=1, mode="nearest")`` would."""
-    position = np.clip(np.arange(n) * step, 0, size - 1)
-    low = np.minimum(np.floor(position).astype(int), size - 1)
-    high = np.minimum(low + 1, size - 1)
-    t = position - low
-    weights = np.zeros((n, size))
-    np.add.at(weights, (np.arange(n), low), 1 - t)
-    np.add.at(weights, (np.arange(n), high), t)
-    return weights
 
 
 def _rotation(frame_axes: np.ndarray, degrees: np.ndarray) -> np.ndarray:

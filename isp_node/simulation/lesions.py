@@ -49,19 +49,32 @@ class Lesion:
         return self.radius_mm * (1.0 + (cos2 - 1.0 / 3.0) @ self.lobe_amplitudes)
 
     def weight(self, points: np.ndarray) -> np.ndarray:
-        """Core and oedema weights in [0, 1], shape (..., 2), at ``points`` (..., 3)."""
+        """Core and oedema weights in [0, 1], shape (..., 2), at ``points`` (..., 3); computed
+        only within `reach_mm` of the centre (beyond it they are below 1e-5: zero)."""
         rel = np.asarray(points, dtype=np.float32) - self.centre.astype(np.float32)
+        out = np.zeros(rel.shape[:-1] + (2,), dtype=np.float32)
+        near = np.einsum("...i,...i->...", rel, rel) < self.reach_mm ** 2
+        rel = rel[near]
         dist = np.sqrt((rel * rel).sum(axis=-1))
         directions = rel / np.maximum(dist, 1e-6)[..., None]
         beyond = dist - self.surface_radius(directions)
-        core = 0.5 * (1.0 - np.tanh(beyond / self.edge_mm))
+        out[near, 0] = core = 0.5 * (1.0 - np.tanh(beyond / self.edge_mm))
         if self.oedema_mm > 0:
-            rim_edge = max(2.0, self.oedema_mm / 3.0)
-            outer = 0.5 * (1.0 - np.tanh((beyond - self.oedema_mm) / rim_edge))
-            oedema = np.clip(outer - core, 0.0, 1.0)
-        else:
-            oedema = np.zeros_like(core)
-        return np.stack([core, oedema], axis=-1).astype(np.float32)
+            outer = 0.5 * (1.0 - np.tanh((beyond - self.oedema_mm) / self._rim_edge_mm))
+            out[near, 1] = np.clip(outer - core, 0.0, 1.0)
+        return out
+
+    @property
+    def _rim_edge_mm(self) -> float:
+        return max(2.0, self.oedema_mm / 3.0)
+
+    @property
+    def reach_mm(self) -> float:
+        """Distance from the centre beyond which core and oedema weights are negligible:
+        the largest lobe radius, the rim, and six widths of the softer edge (tanh(6) = 1 - 1e-5)."""
+        lobe = self.radius_mm * (1.0 + 2.0 / 3.0 * float(np.abs(self.lobe_amplitudes).sum()))
+        rim = self.oedema_mm + 6.0 * self._rim_edge_mm if self.oedema_mm > 0 else 0.0
+        return lobe + max(6.0 * self.edge_mm, rim)
 
     def push(self, points: np.ndarray) -> np.ndarray:
         """Outward displacement (..., 3) of the tissue at ``points`` caused by the lesion."""
