@@ -47,9 +47,8 @@ class ImageSlice:
 
     def pixel_to_patient(self, rc: np.ndarray) -> np.ndarray:
         """Patient coordinates (..., 3) of pixel coordinates (..., 2) given as (row, col)."""
-        rc = np.asarray(rc, dtype=float)
-        return (self.position + rc[..., 1:2] * self.spacing[1] * self.row
-                + rc[..., 0:1] * self.spacing[0] * self.col)
+        steps = np.stack([self.spacing[0] * self.col, self.spacing[1] * self.row])  # per row, per column
+        return np.asarray(rc, dtype=float) @ steps + self.position
 
     def patient_to_pixel(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(row, col) pixel coordinates of points (..., 2) and their signed distance (...) to the plane."""

@@ -39,18 +39,19 @@ class Subject:
     brain_affine: np.ndarray | None = None  # brain_mask voxel -> template LPS mm
     landmarks: dict[str, np.ndarray] = field(default_factory=dict)  # scanner LPS
 
-    def _to_template(self, points: np.ndarray, stride: int = 1) -> tuple[np.ndarray, np.ndarray]:
-        """(subject points, template points), both (N, 3), of scanner points (..., 3).
-
-        With `stride` > 1, `points` must be a regular lattice (..., 3): the
-        deformation is evaluated on every `stride`-th node and interpolated
-        between them, as it is smooth on that scale.
-        """
+    def _to_subject(self, points: np.ndarray) -> np.ndarray:
+        """Subject points of scanner points (..., 3): the pose's inverse."""
         rotation, translation = self.pose[:3, :3], self.pose[:3, 3]
-        subject = (points - translation) @ rotation  # inverse of a rigid transform
-        template = lattice_map(self.to_template, subject, stride) if stride > 1 \
-            else self.to_template(subject.reshape(-1, 3))
-        return subject.reshape(-1, 3), template.reshape(-1, 3)
+        return (points - translation) @ rotation
+
+    def _to_template(self, points: np.ndarray) -> np.ndarray:
+        """Template points (N, 3) of scanner points (N, 3)."""
+        return self.to_template(self._to_subject(points))
+
+    def _smooth_maps(self, points: np.ndarray) -> np.ndarray:
+        """(N, 4) of scanner points (N, 3): the template point and the receive gain."""
+        gain = self.bias(points) if self.bias is not None else np.ones(len(points))
+        return np.column_stack([self._to_template(points), gain])
 
     def signal(self, points: np.ndarray, along: np.ndarray | None = None,
                offsets: np.ndarray = np.zeros(1), weights: np.ndarray = np.ones(1),
@@ -60,40 +61,50 @@ class Subject:
         (a slice profile).
 
         The deformation and bias field are evaluated once per point (or per
-        `stride`-th lattice node); the offsets follow its local linear part (taken at the points'
-        centre), exact for the affine part and within a fraction of a millimetre
-        for the smooth non-linear rest.
+        `stride`-th lattice node, see `on_lattice`); the offsets follow the
+        deformation's local linear part (taken halfway between the first and
+        last point: the centre of a lattice), exact for the affine part and
+        within a fraction of a millimetre for the smooth non-linear rest.
         """
-        subject, template = self._to_template(points, stride)
-        lattice, points = points, points.reshape(-1, 3)
+        smooth = on_lattice(self._smooth_maps, points, stride)
+        template, gain = smooth[:, :3], smooth[:, 3]
+        points = points.reshape(-1, 3)
         step_subject = step_template = np.zeros(3)
         if along is not None:
-            centre = points.mean(axis=0, keepdims=True)
-            _, ends = self._to_template(np.concatenate([centre, centre + along]))
+            centre = (points[:1] + points[-1:]) / 2
+            ends = self._to_template(np.concatenate([centre, centre + along]))
             step_subject = along @ self.pose[:3, :3]
             step_template = ends[1] - ends[0]
+        subject = self._to_subject(points) if self.lesion is not None else None
+        to_voxel = np.linalg.inv(self.affine)
         total = np.zeros(len(points))
         for offset, weight in zip(offsets, weights):
-            t = template + offset * step_template
-            values = self.contrast(_sample(self.volume, self.affine, t))
-            if self.lesion is not None:
+            shifted = to_voxel.copy()  # samples at template + offset * step_template
+            shifted[:3, 3] += to_voxel[:3, :3] @ (offset * step_template)
+            values = self.contrast(sample_trilinear(self.volume, shifted, template))
+            if subject is not None:
+                t = template + offset * step_template
                 lesion = self.lesion(subject + offset * step_subject, t)
                 core, oedema = lesion[:, 0], lesion[:, 1]
                 values = (values * (1 - core - oedema) + self.lesion_signal[0] * core
                           + self.lesion_signal[1] * oedema)
             total += weight * values
-        if self.bias is not None:  # smooth on the lattice's scale too
-            total = total * (lattice_map(self.bias, lattice, stride).reshape(-1) if stride > 1
-                             else self.bias(points))
-        return total
+        return total * gain
 
     def brain(self, points: np.ndarray, stride: int = 1) -> np.ndarray:
         """Brain membership 0..1 at scanner points (..., 3), flattened; zeros when no
         mask is known. `stride` as for `signal`."""
         if self.brain_mask is None:
             return np.zeros(points.size // 3, np.float32)
-        _, template = self._to_template(points, stride)
-        return _sample(self.brain_mask, self.brain_affine, template)
+        return _sample(self.brain_mask, self.brain_affine, on_lattice(self._to_template, points, stride))
+
+
+def on_lattice(fn: PointMap, points: np.ndarray, stride: int) -> np.ndarray:
+    """`fn` (of points (N, 3), giving (N, k)) at points (..., 3), flattened to (N, k). With
+    `stride` > 1, `points` must be a regular lattice: `fn` is evaluated on every `stride`-th
+    node and interpolated between them (for maps that are smooth on that scale)."""
+    values = lattice_map(fn, points, stride) if stride > 1 else fn(points.reshape(-1, 3))
+    return values.reshape(points.size // 3, -1)
 
 
 def lattice_map(fn: PointMap, lattice: np.ndarray, stride: int) -> np.ndarray:
