@@ -59,7 +59,8 @@ class ImageSlice:
     def antialiased(self, step_mm: float) -> np.ndarray:
         """The pixels (float32) smoothed for sampling every `step_mm`, so fine pixels
         do not alias when a coarser grid samples them."""
-        sigma = [antialias_sigma(step_mm, sp) for sp in self.spacing]
+        # below 1/8 pixel scipy's kernel (4 sigma each side) is one tap: the identity
+        sigma = [s if s >= 0.125 else 0.0 for s in (antialias_sigma(step_mm, sp) for sp in self.spacing)]
         pixels = self.pixels.astype(np.float32)
         return ndimage.gaussian_filter(pixels, sigma) if max(sigma) > 0 else pixels
 

@@ -484,9 +484,10 @@ def _keep_invertible(matrix: np.ndarray, base: np.ndarray, extra: np.ndarray) ->
     """``base + extra`` with ``extra`` (then, if need be, ``base``) scaled down by 0.7 until the
     Jacobian determinant is within [MIN_DET, MAX_DET]; shrinking ``extra`` first keeps the outline."""
     for _ in range(MAX_SHRINK_STEPS):
-        det = corner_determinants(matrix, base + extra, GRID_MM)
+        field = base + extra
+        det = corner_determinants(matrix, field, GRID_MM)
         if det.min() >= MIN_DET and det.max() <= MAX_DET:
-            return base + extra
+            return field
         if np.any(extra):
             extra = extra * 0.7
         else:
