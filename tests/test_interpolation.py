@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from isp_node.pipeline.interpolation import sample_bilinear, sample_trilinear, upsample_linear
+from isp_node.pipeline.interpolation import interpolation_matrix, sample_trilinear, upsample_linear
 
 
 @pytest.mark.parametrize("shape", [(5, 6, 7), (1, 4, 3), (2, 2, 2)])
@@ -37,9 +37,8 @@ def test_known_values_and_layouts():
     np.testing.assert_allclose(sample_trilinear(volume, np.eye(4), points), [3.5, 4.25, 0.0])
     np.testing.assert_allclose(sample_trilinear(np.asfortranarray(volume), np.eye(4), points),
                                [3.5, 4.25, 0.0])
-    image = np.array([[0.0, 1.0], [2.0, 3.0]])
-    np.testing.assert_allclose(sample_bilinear(image, np.array([0.5, 5.0]), np.array([0.5, -1.0])),
-                               [1.5, 2.0])
+    np.testing.assert_allclose(interpolation_matrix(np.array([0.5, 5.0, -1.0, 0.25]), 2) @ [2.0, 4.0],
+                               [3.0, 4.0, 2.0, 2.5])  # clamped beyond the first and last sample
 
 
 def test_bad_arguments_are_refused():

@@ -7,10 +7,13 @@ looks alike to the network and a dark or bright image is still judged by its
 content.
 """
 
-import numpy as np
+from functools import lru_cache
 
-from isp_node.pipeline.interpolation import sample_bilinear
-from isp_node.pipeline.slices import ImageSlice
+import numpy as np
+from scipy import ndimage
+
+from isp_node.pipeline.interpolation import interpolation_matrix
+from isp_node.pipeline.slices import ImageSlice, antialias_sigma
 
 IQ_SIZE = 64
 
@@ -18,16 +21,23 @@ IQ_SIZE = 64
 def iq_input(s: ImageSlice, size: int = IQ_SIZE) -> np.ndarray:
     """(size, size) float32 image covering the slice's field of view."""
     rows, cols = s.shape
-    extent = max(rows * s.spacing[0], cols * s.spacing[1])
-    step = extent / size  # mm per output pixel, same on both axes
-    centre_r, centre_c = (rows - 1) / 2, (cols - 1) / 2
-    offsets = (np.arange(size) - (size - 1) / 2) * step
-    r = centre_r + offsets[:, None] / s.spacing[0]
-    c = centre_c + offsets[None, :] / s.spacing[1]
-    pixels = s.antialiased(step)
-    rr, cc = np.broadcast_to(r, (size, size)), np.broadcast_to(c, (size, size))
-    # pixels cover half a pixel beyond their centres; only beyond that is outside
-    inside = (rr > -0.5) & (rr < rows - 0.5) & (cc > -0.5) & (cc < cols - 0.5)
-    out = sample_bilinear(pixels, rr, cc) * inside
+    step = max(rows * s.spacing[0], cols * s.spacing[1]) / size  # mm per output pixel, both axes
+    out = (_axis_operator(rows, s.spacing[0], step, size) @ s.pixels.astype(np.float32)
+           @ _axis_operator(cols, s.spacing[1], step, size).T)
     scale = float(np.percentile(out, 99))
     return (out / scale if scale > 0 else out).astype(np.float32)
+
+
+@lru_cache(maxsize=64)
+def _axis_operator(n: int, spacing_mm: float, step_mm: float, size: int) -> np.ndarray:
+    """(size, n) linear map along one image axis: the pixels anti-aliased as
+    `ImageSlice.antialiased` does, then sampled bilinearly at `size` points `step_mm`
+    apart centred on the image; zero for points beyond the pixels' outer edges (a
+    pixel covers half a pixel beyond its centre). Cached: a series shares it."""
+    sigma = antialias_sigma(step_mm, spacing_mm)
+    blur = ndimage.gaussian_filter1d(np.eye(n), sigma, axis=0) if sigma > 0 else np.eye(n)
+    position = (n - 1) / 2 + (np.arange(size) - (size - 1) / 2) * step_mm / spacing_mm
+    inside = (position > -0.5) & (position < n - 0.5)
+    operator = (interpolation_matrix(position, n) @ blur) * inside[:, None]
+    operator.flags.writeable = False
+    return operator

@@ -61,23 +61,22 @@ def linear_weights(n: int, step: float, size: int) -> np.ndarray:
     """(n, size) matrix that linearly interpolates `size` samples at positions 0, step, 2*step, ...
     (clamped to the last sample), as ``map_coordinates(order=1, mode="nearest")`` would.
     Cached (a simulated localizer asks for the same few dozen), hence read-only."""
-    position = np.clip(np.arange(n) * step, 0, size - 1)
-    low = np.minimum(np.floor(position).astype(int), size - 1)
-    high = np.minimum(low + 1, size - 1)
-    t = position - low
-    weights = np.zeros((n, size))
-    np.add.at(weights, (np.arange(n), low), 1 - t)
-    np.add.at(weights, (np.arange(n), high), t)
+    weights = interpolation_matrix(np.arange(n) * step, size)
     weights.flags.writeable = False
     return weights
 
 
-def sample_bilinear(image: np.ndarray, rows: np.ndarray, cols: np.ndarray,
-                    edge: str = "nearest") -> np.ndarray:
-    """Values of a 2D `image` at fractional pixel indices (`rows`, `cols`, same shape)."""
-    rows, cols = np.broadcast_arrays(rows, cols)
-    points = np.stack([rows, cols, np.zeros(rows.shape)], axis=-1)
-    return sample_trilinear(image[:, :, None], np.eye(4), points, edge)
+def interpolation_matrix(positions: np.ndarray, size: int) -> np.ndarray:
+    """(len(positions), size) matrix that linearly interpolates `size` samples at fractional
+    `positions`, clamped to the first and last sample (the "nearest" edge)."""
+    position = np.clip(positions, 0, size - 1)
+    low = np.minimum(np.floor(position).astype(int), size - 1)
+    high = np.minimum(low + 1, size - 1)
+    t = position - low
+    weights = np.zeros((len(position), size))
+    np.add.at(weights, (np.arange(len(position)), low), 1 - t)
+    np.add.at(weights, (np.arange(len(position)), high), t)
+    return weights
 
 
 @numba.njit(cache=True, nogil=True)

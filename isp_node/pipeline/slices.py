@@ -59,8 +59,7 @@ class ImageSlice:
     def antialiased(self, step_mm: float) -> np.ndarray:
         """The pixels (float32) smoothed for sampling every `step_mm`, so fine pixels
         do not alias when a coarser grid samples them."""
-        # below 1/8 pixel scipy's kernel (4 sigma each side) is one tap: the identity
-        sigma = [s if s >= 0.125 else 0.0 for s in (antialias_sigma(step_mm, sp) for sp in self.spacing)]
+        sigma = [antialias_sigma(step_mm, sp) for sp in self.spacing]
         pixels = self.pixels.astype(np.float32)
         return ndimage.gaussian_filter(pixels, sigma) if max(sigma) > 0 else pixels
 
@@ -74,4 +73,8 @@ class ImageSlice:
 def antialias_sigma(step_mm: float, spacing_mm: float) -> float:
     """Gaussian sigma (pixels) that keeps pixels of `spacing_mm` from aliasing when
     sampled every `step_mm`; 0 when the sampling is as fine as the pixels."""
-    return max(0.0, 0.4 * step_mm / spacing_mm - 0.4)
+    sigma = 0.4 * step_mm / spacing_mm - 0.4
+    return sigma if sigma >= MIN_SIGMA else 0.0
+
+
+MIN_SIGMA = 0.125  # narrower, scipy's Gaussian kernel (4 sigma each side) is one tap: the identity
