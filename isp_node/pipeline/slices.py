@@ -70,11 +70,11 @@ class ImageSlice:
         return self.pixel_to_patient(np.stack([r, c], axis=-1))
 
 
+MIN_SIGMA = 0.125  # narrower, scipy's Gaussian kernel (4 sigma each side) is one tap: the identity
+
+
 def antialias_sigma(step_mm: float, spacing_mm: float) -> float:
     """Gaussian sigma (pixels) that keeps pixels of `spacing_mm` from aliasing when
     sampled every `step_mm`; 0 when the sampling is as fine as the pixels."""
     sigma = 0.4 * step_mm / spacing_mm - 0.4
     return sigma if sigma >= MIN_SIGMA else 0.0
-
-
-MIN_SIGMA = 0.125  # narrower, scipy's Gaussian kernel (4 sigma each side) is one tap: the identity
