@@ -85,14 +85,14 @@ def bilinear_at(images, index, r, c):
     to the outermost pixel centres (the "nearest" edge), as float32; for compiled callers
     (the stack and index are passed rather than one image: a view costs reference counting)."""
     _, rows, cols = images.shape
-    r0, r1, fr, _ = _corner(r, rows, True)
-    c0, c1, fc, _ = _corner(c, cols, True)
+    r0, r1, fr, _ = corner(r, rows, True)
+    c0, c1, fc, _ = corner(c, cols, True)
     return np.float32((images[index, r0, c0] * (1 - fr) + images[index, r1, c0] * fr) * (1 - fc)
                       + (images[index, r0, c1] * (1 - fr) + images[index, r1, c1] * fr) * fc)
 
 
 @numba.njit(cache=True, nogil=True)
-def _corner(position: float, n: int, clamp: bool) -> tuple[int, int, float, bool]:
+def corner(position: float, n: int, clamp: bool) -> tuple[int, int, float, bool]:
     """Lower and upper voxel index, weight of the upper, and whether the point is inside."""
     if clamp:
         position = min(max(position, 0.0), n - 1.0)
@@ -107,20 +107,26 @@ def _trilinear(fields, to_voxel, points, clamp, out):
     components, nx, ny, nz = fields.shape
     for i in range(points.shape[0]):
         p0, p1, p2 = points[i, 0], points[i, 1], points[i, 2]
-        x0, x1, fx, inside_x = _corner(
+        x0, x1, fx, inside_x = corner(
             to_voxel[0, 0] * p0 + to_voxel[0, 1] * p1 + to_voxel[0, 2] * p2 + to_voxel[0, 3], nx, clamp)
-        y0, y1, fy, inside_y = _corner(
+        y0, y1, fy, inside_y = corner(
             to_voxel[1, 0] * p0 + to_voxel[1, 1] * p1 + to_voxel[1, 2] * p2 + to_voxel[1, 3], ny, clamp)
-        z0, z1, fz, inside_z = _corner(
+        z0, z1, fz, inside_z = corner(
             to_voxel[2, 0] * p0 + to_voxel[2, 1] * p1 + to_voxel[2, 2] * p2 + to_voxel[2, 3], nz, clamp)
         if not (inside_x and inside_y and inside_z):
             for c in range(components):
                 out[i, c] = 0.0
             continue
         for c in range(components):
-            f = fields[c]
-            low = ((f[x0, y0, z0] * (1 - fx) + f[x1, y0, z0] * fx) * (1 - fy)
-                   + (f[x0, y1, z0] * (1 - fx) + f[x1, y1, z0] * fx) * fy)
-            high = ((f[x0, y0, z1] * (1 - fx) + f[x1, y0, z1] * fx) * (1 - fy)
-                    + (f[x0, y1, z1] * (1 - fx) + f[x1, y1, z1] * fx) * fy)
-            out[i, c] = low * (1 - fz) + high * fz
+            out[i, c] = trilinear_at(fields, c, x0, x1, fx, y0, y1, fy, z0, z1, fz)
+
+
+@numba.njit(cache=True, nogil=True)
+def trilinear_at(fields, c, x0, x1, fx, y0, y1, fy, z0, z1, fz):
+    """Component `c` of a field (c, nx, ny, nz) between the corners `corner` gave, for
+    compiled callers (the field and component are passed rather than a view)."""
+    low = ((fields[c, x0, y0, z0] * (1 - fx) + fields[c, x1, y0, z0] * fx) * (1 - fy)
+           + (fields[c, x0, y1, z0] * (1 - fx) + fields[c, x1, y1, z0] * fx) * fy)
+    high = ((fields[c, x0, y0, z1] * (1 - fx) + fields[c, x1, y0, z1] * fx) * (1 - fy)
+            + (fields[c, x0, y1, z1] * (1 - fx) + fields[c, x1, y1, z1] * fx) * fy)
+    return low * (1 - fz) + high * fz

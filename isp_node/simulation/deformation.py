@@ -57,7 +57,7 @@ from scipy import ndimage as ndi
 from scipy.spatial.transform import Rotation
 
 from isp_node.geometry.catalogue import AC, PC, head_frame
-from isp_node.pipeline.interpolation import sample_trilinear, upsample_linear
+from isp_node.pipeline.interpolation import corner, sample_trilinear, trilinear_at, upsample_linear
 from isp_node.simulation.anatomy import AFID_PREFIX, Head
 from isp_node.simulation.lesions import Lesion
 from isp_node.simulation.masks import TemplateMaps, cached_for, template_maps
@@ -425,13 +425,26 @@ def exponentiate(velocity: np.ndarray, active: np.ndarray, steps: int = SQUARING
     The velocity must vanish outside ``active`` (the flow then does too).
     """
     disp = velocity / 2.0 ** steps
-    index = np.argwhere(active).astype(np.float64)
-    flat = np.flatnonzero(active)  # the same nodes, in the same order
-    nodes = disp.reshape(3, -1)
+    nodes = np.argwhere(active)
+    squared = disp.copy()  # zero outside `active` in both, which is never written
     for _ in range(steps):
-        here = nodes[:, flat]
-        nodes[:, flat] = here + sample_trilinear(disp, np.eye(4), index + here.T, "nearest").T
+        _compose_with_itself(disp, nodes, squared)
+        disp, squared = squared, disp
     return disp
+
+
+@numba.njit(cache=True, nogil=True)
+def _compose_with_itself(disp, nodes, out):
+    """`out` = D(x) + D(x + D(x)) at the grid `nodes` (k, 3) of a displacement D (3, ...) in
+    grid units, sampled trilinearly with clamped coordinates."""
+    _, nx, ny, nz = disp.shape
+    for n in range(nodes.shape[0]):
+        i, j, k = nodes[n, 0], nodes[n, 1], nodes[n, 2]
+        x0, x1, fx, _ = corner(i + disp[0, i, j, k], nx, True)
+        y0, y1, fy, _ = corner(j + disp[1, i, j, k], ny, True)
+        z0, z1, fz, _ = corner(k + disp[2, i, j, k], nz, True)
+        for c in range(3):
+            out[c, i, j, k] = disp[c, i, j, k] + trilinear_at(disp, c, x0, x1, fx, y0, y1, fy, z0, z1, fz)
 
 
 def interior_backward(grid: InteriorGrid, rng: np.random.Generator, strength: float,
