@@ -102,25 +102,21 @@ class Subject:
 def on_lattice(fn: PointMap, points: np.ndarray, stride: int) -> np.ndarray:
     """`fn` (of points (N, 3), giving (N, k)) at points (..., 3), flattened to (N, k). With
     `stride` > 1, `points` must be a regular lattice: `fn` is evaluated on every `stride`-th
-    node and interpolated between them (for maps that are smooth on that scale)."""
-    values = lattice_map(fn, points, stride) if stride > 1 else fn(points.reshape(-1, 3))
-    return values.reshape(points.size // 3, -1)
-
-
-def lattice_map(fn: PointMap, lattice: np.ndarray, stride: int) -> np.ndarray:
-    """`fn` (of points (N, 3), giving (N, ...)) over a regular lattice of points (n1, ..., nk, 3),
-    evaluated on every `stride`-th node (extended past the far edges) and multilinearly
-    interpolated: (n1, ..., nk, ...)."""
-    shape = lattice.shape[:-1]
-    origin = lattice[(0,) * len(shape)]
+    node (extended past the far edges) and multilinearly interpolated between them (for
+    maps that are smooth on that scale)."""
+    if stride == 1:
+        return fn(points.reshape(-1, 3)).reshape(points.size // 3, -1)
+    shape = points.shape[:-1]
+    origin = points[(0,) * len(shape)]
     coarse = origin
     for axis, n in enumerate(shape):
-        step = lattice[tuple(1 if a == axis else 0 for a in range(len(shape)))] - origin \
+        step = points[tuple(1 if a == axis else 0 for a in range(len(shape)))] - origin \
             if n > 1 else np.zeros(3)
         nodes = np.arange(0, n - 1 + stride, stride).reshape([-1] + [1] * (len(shape) - axis))
         coarse = coarse + nodes * step.reshape(-1)
     values = fn(coarse.reshape(-1, 3))
-    return upsample_linear(values.reshape(*coarse.shape[:-1], *values.shape[1:]), shape, 1.0 / stride)
+    values = values.reshape(*coarse.shape[:-1], *values.shape[1:])
+    return upsample_linear(values, shape, 1.0 / stride).reshape(points.size // 3, -1)
 
 
 def _sample(volume: np.ndarray, affine: np.ndarray, points: np.ndarray) -> np.ndarray:

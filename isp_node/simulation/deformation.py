@@ -58,6 +58,7 @@ from scipy.spatial.transform import Rotation
 
 from isp_node.geometry.catalogue import AC, PC, head_frame
 from isp_node.pipeline.interpolation import corner, sample_trilinear, trilinear_at, upsample_linear
+from isp_node.pipeline.volume import Grid
 from isp_node.simulation.anatomy import AFID_PREFIX, Head
 from isp_node.simulation.lesions import Lesion
 from isp_node.simulation.masks import TemplateMaps, cached_for, template_maps
@@ -129,8 +130,7 @@ class Deformation:
 
     def grid_points(self) -> np.ndarray:
         """Subject LPS coordinates of the grid nodes, shape (nx, ny, nz, 3)."""
-        axes = [self.origin[a] + self.spacing * np.arange(n) for a, n in enumerate(self.grid_shape)]
-        return np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1)
+        return Grid(self.grid_shape, self.spacing, self.origin).points()
 
     def displacement(self, points: np.ndarray) -> np.ndarray:
         """The interpolated field ``D`` at subject points (..., 3); constant beyond the grid."""
@@ -342,8 +342,7 @@ def _interior_grid(head: Head, maps: TemplateMaps) -> InteriorGrid:
     lo = (inside.min(axis=1) + maps.affine[:3, 3]) - 2 * GRID_MM
     hi = (inside.max(axis=1) + maps.affine[:3, 3]) + 2 * GRID_MM
     shape = tuple(int(np.ceil((h - l) / GRID_MM)) + 1 for l, h in zip(lo, hi))
-    axes = [lo[a] + GRID_MM * np.arange(n) for a, n in enumerate(shape)]
-    points = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
+    points = Grid(shape, GRID_MM, lo).points().reshape(-1, 3)
     weight = interior_weight(maps.sample(maps.cranial_depth_mm, points)).reshape(shape)
     active = ndi.binary_dilation(weight > 0, iterations=1)
     nodes = points[active.ravel()]
@@ -482,8 +481,7 @@ def random_deformation(head: Head, rng: np.random.Generator, strength: float = 1
     if interior:
         grid = interior_grid(head)
         backward = interior_backward(grid, interior_rng, strength, amplitudes)
-        nodes = Deformation(matrix, offset, origin, GRID_MM, disp.astype(np.float32)).grid_points()
-        template = nodes @ matrix.T + offset + np.moveaxis(disp, 0, -1)
+        template = Grid(shape, GRID_MM, origin).points() @ matrix.T + offset + np.moveaxis(disp, 0, -1)
         # zero wherever no cell of the backward field's active nodes is reached
         inner = np.moveaxis(sample_grid(backward, grid.origin, template), -1, 0)
     field = _keep_invertible(matrix, disp, inner)

@@ -53,9 +53,9 @@ class Lesion:
         only within `reach_mm` of the centre (beyond it they are below 1e-5: zero)."""
         rel = np.asarray(points, dtype=np.float32) - self.centre.astype(np.float32)
         out = np.zeros(rel.shape[:-1] + (2,), dtype=np.float32)
-        near = np.einsum("...i,...i->...", rel, rel) < self.reach_mm ** 2
-        rel = rel[near]
-        dist = np.sqrt((rel * rel).sum(axis=-1))
+        squared = np.einsum("...i,...i->...", rel, rel)
+        near = squared < self.reach_mm ** 2
+        rel, dist = rel[near], np.sqrt(squared[near])
         directions = rel / np.maximum(dist, 1e-6)[..., None]
         beyond = dist - self.surface_radius(directions)
         out[near, 0] = core = 0.5 * (1.0 - np.tanh(beyond / self.edge_mm))
