@@ -219,30 +219,34 @@ def corner_determinants(matrix: np.ndarray, disp: np.ndarray, spacing: float) ->
 @numba.njit(cache=True, nogil=True)
 def _corner_determinants(m, disp, spacing, out):
     _, nx, ny, nz = disp.shape
-    columns = np.empty((2, 3, 3))  # [forward/backward, axis, row] of M + grad D
+    inverse = 1.0 / spacing
     for i in range(nx):
         for j in range(ny):
             for k in range(nz):
                 # one-sided differences: forward ones vanish at the last node, backward ones at the first
-                ends = ((min(i + 1, nx - 1), j, k, max(i - 1, 0), j, k),
-                        (i, min(j + 1, ny - 1), k, i, max(j - 1, 0), k),
-                        (i, j, min(k + 1, nz - 1), i, j, max(k - 1, 0)))
-                for a in range(3):
-                    fi, fj, fk, bi, bj, bk = ends[a]
-                    for r in range(3):
-                        here = disp[r, i, j, k]
-                        columns[0, a, r] = m[r, a] + (disp[r, fi, fj, fk] - here) / spacing
-                        columns[1, a, r] = m[r, a] + (here - disp[r, bi, bj, bk]) / spacing
+                f0 = _column(disp, m, 0, inverse, min(i + 1, nx - 1), j, k, i, j, k)
+                b0 = _column(disp, m, 0, inverse, i, j, k, max(i - 1, 0), j, k)
+                f1 = _column(disp, m, 1, inverse, i, min(j + 1, ny - 1), k, i, j, k)
+                b1 = _column(disp, m, 1, inverse, i, j, k, i, max(j - 1, 0), k)
+                f2 = _column(disp, m, 2, inverse, i, j, min(k + 1, nz - 1), i, j, k)
+                b2 = _column(disp, m, 2, inverse, i, j, k, i, j, max(k - 1, 0))
                 lowest = np.inf
-                for choice in range(8):
-                    c0 = columns[choice >> 2, 0]
-                    c1 = columns[(choice >> 1) & 1, 1]
-                    c2 = columns[choice & 1, 2]
-                    det = (c0[0] * (c1[1] * c2[2] - c2[1] * c1[2])
-                           - c1[0] * (c0[1] * c2[2] - c2[1] * c0[2])
-                           + c2[0] * (c0[1] * c1[2] - c1[1] * c0[2]))
-                    lowest = min(lowest, det)
+                for c1 in (f1, b1):  # det(c0, c1, c2) = c0 . (c1 x c2): 4 cross products for 8 choices
+                    for c2 in (f2, b2):
+                        x = c1[1] * c2[2] - c1[2] * c2[1]
+                        y = c1[2] * c2[0] - c1[0] * c2[2]
+                        z = c1[0] * c2[1] - c1[1] * c2[0]
+                        lowest = min(lowest, f0[0] * x + f0[1] * y + f0[2] * z,
+                                     b0[0] * x + b0[1] * y + b0[2] * z)
                 out[i, j, k] = lowest
+
+
+@numba.njit(cache=True, nogil=True)
+def _column(disp, m, axis, inverse, i1, j1, k1, i0, j0, k0):
+    """Column `axis` of M + grad D from the difference of D between two nodes `1 / inverse` apart."""
+    return (m[0, axis] + (disp[0, i1, j1, k1] - disp[0, i0, j0, k0]) * inverse,
+            m[1, axis] + (disp[1, i1, j1, k1] - disp[1, i0, j0, k0]) * inverse,
+            m[2, axis] + (disp[2, i1, j1, k1] - disp[2, i0, j0, k0]) * inverse)
 
 
 def _grid_box(maps: TemplateMaps, matrix: np.ndarray, offset: np.ndarray) -> tuple[np.ndarray, tuple[int, ...]]:
@@ -307,11 +311,25 @@ def local_affine(points: np.ndarray, centre: np.ndarray, linear: np.ndarray, shi
 
 def gaussian_envelope(points: np.ndarray, centre: np.ndarray, sigma: float | np.ndarray,
                       axes: np.ndarray | None = None) -> np.ndarray:
-    """Gaussian bump at ``centre``; with ``axes`` (3, 3 rows) sigma is per axis."""
-    rel = points - centre
-    if axes is not None:
-        rel = rel @ axes.T
-    return np.exp(-0.5 * ((rel / sigma) ** 2).sum(axis=1))
+    """Gaussian bump at ``centre`` at points (N, 3); with ``axes`` (3, 3 rows) sigma is per axis."""
+    scaled_axes = (np.eye(3) if axes is None else np.asarray(axes, float)) / np.reshape(sigma, (-1, 1))
+    out = np.empty(len(points))
+    _gaussian(np.ascontiguousarray(points, np.float64), np.asarray(centre, np.float64),
+              np.broadcast_to(scaled_axes, (3, 3)).copy(), out)
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def _gaussian(points, centre, scaled_axes, out):
+    """exp(-|scaled_axes (p - centre)|^2 / 2) at every point, in one pass (numpy's version
+    makes six arrays of the points' size)."""
+    for n in range(points.shape[0]):
+        r0, r1, r2 = points[n, 0] - centre[0], points[n, 1] - centre[1], points[n, 2] - centre[2]
+        q = 0.0
+        for a in range(3):
+            u = scaled_axes[a, 0] * r0 + scaled_axes[a, 1] * r1 + scaled_axes[a, 2] * r2
+            q += u * u
+        out[n] = np.exp(-0.5 * q)
 
 
 @dataclass(frozen=True)
