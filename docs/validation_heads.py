@@ -112,9 +112,9 @@ def simulate(volume: np.ndarray, affine: np.ndarray, spec: Localizer, seed: int)
     slices = []
     for stack in random_protocol(rng, spec.protocol, np.array(spec.centre_mm)).stacks:
         offsets, weights = artifacts.slice_profile_weights(stack.thickness, PROFILE_SAMPLES, "box")
-        for index in range(stack.n_slices):
-            g = slice_geometry(stack, index)
-            signal = render(subject, g, offsets, weights, phase_axis=stack.phase_axis) * MAX_SIGNAL
+        geometries = [slice_geometry(stack, index) for index in range(stack.n_slices)]
+        signals = render(subject, geometries, offsets, weights, phase_axis=stack.phase_axis) * MAX_SIGNAL
+        for g, signal in zip(geometries, signals):
             pixels = artifacts.rician_noise(signal, MAX_SIGNAL / SNR, rng)
             slices.append(ImageSlice(pixels, g.position, g.row, g.col, g.spacing, g.thickness,
                                      uid=f"{seed}:{len(slices)}"))

@@ -254,19 +254,23 @@ def simulate_case(seed: int, *, protocol: str | None = None, head: str | None = 
         stack = _capped(native, resolution_mm)
         offsets, weights = artifacts.slice_profile_weights(stack.thickness, PROFILE_SAMPLES, profile)
         sigma, samples = scale / snr, _noise_samples(native, stack)
-        for index in range(stack.n_slices):
-            # each image draws from its own stream, so resolution does not change the case
-            image_rng = np.random.default_rng([seed, IMAGE_STREAM, len(slices)])
-            geometry = slice_geometry(stack, index)
-            severity = "heavy" if kind == "artifact" and image_rng.uniform() < 0.85 else "mild"
-            margin = int(0.15 * stack.matrix[stack.phase_axis]) if image_rng.uniform() < 0.3 else 0
+        geometries = [slice_geometry(stack, index) for index in range(stack.n_slices)]
+        # each image draws from its own stream, so resolution does not change the case
+        image_rngs = [np.random.default_rng([seed, IMAGE_STREAM, len(slices) + index])
+                      for index in range(stack.n_slices)]
+        image_severities = ["heavy" if kind == "artifact" and image_rng.uniform() < 0.85 else "mild"
+                            for image_rng in image_rngs]
+        margins = [int(0.15 * stack.matrix[stack.phase_axis]) if image_rng.uniform() < 0.3 else 0
+                   for image_rng in image_rngs]
+        signals = {} if kind == "noise" else _stack_signals(
+            subject, stack, geometries, margins, offsets, weights, stride=2 if resolution_mm else 1)
+        for index, (geometry, image_rng) in enumerate(zip(geometries, image_rngs)):
             if kind == "noise":
                 pixels, done = np.zeros(stack.matrix, np.float32), ["no_signal"]
             else:
-                signal = render(subject, geometry, offsets, weights, margin, stack.phase_axis,
-                                stride=2 if resolution_mm else 1)
                 pixels, done = artifacts.apply_random_artifacts(
-                    signal * scale, image_rng, severity, stack.phase_axis, margin)
+                    signals[index] * scale, image_rng, image_severities[index], stack.phase_axis,
+                    margins[index])
             pixels = artifacts.rician_noise(pixels, sigma, image_rng) if samples <= 1 else \
                 artifacts.averaged_rician_noise(pixels, sigma, samples, image_rng)
             slices.append(ImageSlice(pixels.astype(np.float32), geometry.position, geometry.row,
@@ -274,7 +278,7 @@ def simulate_case(seed: int, *, protocol: str | None = None, head: str | None = 
                                      uid=f"{seed}:{len(slices)}"))
             series_of.append(stack.series)
             applied.append(list(done))
-            severities.append(severity)
+        severities += image_severities
     areas = brain_areas_mm2(subject, slices) if kind not in ("object", "noise") else \
         np.zeros(len(slices))
     labels = _labels(severities, areas)
@@ -282,6 +286,20 @@ def simulate_case(seed: int, *, protocol: str | None = None, head: str | None = 
     return SimulatedCase(seed, kind, head_name if kind != "object" else "object", proto, slices,
                          series_of, labels, applied, subject.pose, subject.landmarks, planes,
                          family, lesion_info, subject, brain_mm2=[float(a) for a in areas])
+
+
+def _stack_signals(subject: Subject, stack: StackSpec, geometries: list[ImageSlice],
+                   margins: list[int], offsets: np.ndarray, weights: np.ndarray,
+                   stride: int) -> dict[int, np.ndarray]:
+    """Signal of each image of a stack by its index, the images of one wrap-around margin
+    rendered together."""
+    signals = {}
+    for margin in sorted(set(margins)):
+        members = [i for i, m in enumerate(margins) if m == margin]
+        rendered = render(subject, [geometries[i] for i in members], offsets, weights, margin,
+                          stack.phase_axis, stride)
+        signals.update(zip(members, rendered))
+    return signals
 
 
 def _noise_samples(native: StackSpec, rendered: StackSpec) -> float:
