@@ -142,7 +142,7 @@ def slice_geometry(stack: StackSpec, index: int) -> ImageSlice:
                       stack.row, stack.col, stack.pixel_spacing, stack.thickness)
 
 
-RENDER_POINTS = 1 << 20  # pixels rendered per call, to bound memory
+RENDER_POINTS = 1 << 18  # pixels rendered per call, to bound memory
 
 
 def render(subject: Subject, geometries: Sequence[ImageSlice], offsets: np.ndarray,
