@@ -64,6 +64,25 @@ def test_model_shapes():
     assert coverage(np.zeros((1, 32, 32, 32, 2), np.float32)).shape == (1, 32, 32, 32, 1)
 
 
+def test_folded_batch_norm_computes_the_same():
+    """Inference folds each batch normalisation into its convolution; the function stays."""
+    from isp_node.cascade.inference import fold_batch_norm
+    from isp_node.cascade.models import build_coverage_net, build_iq_net
+    from isp_node.cascade.runtime import keras
+
+    rng = np.random.default_rng(3)
+    for model, shape in ((build_iq_net(), (4, 64, 64, 1)), (build_coverage_net((16, 16, 16)), (1, 16, 16, 16, 2))):
+        for layer in model.layers:  # trained-looking statistics, not the identity
+            if isinstance(layer, keras().layers.BatchNormalization):
+                n = layer.gamma.shape[0]
+                layer.set_weights([rng.uniform(0.5, 2, n), rng.normal(0, 0.5, n), rng.normal(0, 0.5, n),
+                                   rng.uniform(0.2, 3, n)])
+        folded = fold_batch_norm(model)
+        assert not any(isinstance(layer, keras().layers.BatchNormalization) for layer in folded.layers)
+        x = rng.random(shape).astype(np.float32)
+        np.testing.assert_allclose(folded(x, training=False), model(x, training=False), atol=2e-5)
+
+
 def test_training_checkpoints_and_resumes(tmp_path):
     from isp_node.cascade.datasets import FORMAT
     from isp_node.cascade.training import Recipe, train
