@@ -83,6 +83,18 @@ def test_folded_batch_norm_computes_the_same():
         np.testing.assert_allclose(folded(x, training=False), model(x, training=False), atol=2e-5)
 
 
+def test_random_intensity_curves_keep_the_order_of_tissues():
+    from isp_node.cascade.training import random_intensity_curve
+
+    rng = np.random.default_rng(5)
+    values = np.linspace(0.0, 2.0, 201, dtype=np.float32)
+    curves = [random_intensity_curve(rng)(values) for _ in range(20)]
+    for mapped in curves:
+        assert mapped[0] == 0 and np.all(np.diff(mapped) >= 0)
+        np.testing.assert_allclose(mapped[values >= 1.5], values[values >= 1.5], rtol=1e-6)
+    assert np.ptp([mapped[50] for mapped in curves]) > 0.2  # mid-grey goes darker or brighter
+
+
 def test_training_checkpoints_and_resumes(tmp_path):
     from isp_node.cascade.datasets import FORMAT
     from isp_node.cascade.training import Recipe, train

@@ -44,6 +44,7 @@ DEFAULT_RECIPES = {
 }
 SMOOTHED_FRACTION = 0.5  # of LocalizerIQ-Net's training images smoothed by ...
 SMOOTHING_SIGMA_PX = (0.3, 1.0)  # ... a Gaussian of this sigma (pixels of the 64 x 64 input)
+REMAPPED_FRACTION = 0.5  # of LocalizerIQ-Net's training images given a random intensity curve
 HEAT_EMPHASIS = 20.0  # the centre blobs are small: their voxels weigh this much more
 
 
@@ -102,26 +103,46 @@ def build_model(recipe: Recipe):
 
 
 def _augment_images(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Random 90-degree turns, flips, smoothing and intensity scaling: what an image shows
-    does not depend on its orientation on the screen, on how finely its noise is grained
-    (a thin full-resolution slice anti-aliased by the loader is smoother than a simulated
-    coarse one; an empty image is noise either way) or on its brightness."""
+    """Random 90-degree turns, flips, smoothing, intensity curves and scaling: what an image
+    shows does not depend on its orientation on the screen, on how finely its noise is
+    grained (a thin full-resolution slice anti-aliased by the loader is smoother than a
+    simulated coarse one; an empty image is noise either way), on the tissue contrast of
+    the one head it was simulated from, or on its brightness."""
     out = np.rot90(images, k=int(rng.integers(4)), axes=(1, 2))
     if rng.uniform() < 0.5:
         out = out[:, :, ::-1]
     out = np.array(out, dtype=np.float32)
     for i in np.flatnonzero(rng.uniform(size=len(out)) < SMOOTHED_FRACTION):
-        smooth = ndimage.gaussian_filter(out[i], rng.uniform(*SMOOTHING_SIGMA_PX))
-        scale = float(np.percentile(smooth, 99))  # renormalised as `iq_input` does
-        out[i] = smooth / scale if scale > 0 else smooth
+        out[i] = _renormalised(ndimage.gaussian_filter(out[i], rng.uniform(*SMOOTHING_SIGMA_PX)))
+    for i in np.flatnonzero(rng.uniform(size=len(out)) < REMAPPED_FRACTION):
+        out[i] = _renormalised(random_intensity_curve(rng)(out[i]))
     return out * rng.uniform(0.7, 1.3, (len(out), 1, 1))
+
+
+def _renormalised(image: np.ndarray) -> np.ndarray:
+    """`image` divided by its 99th percentile, as `iq_input` normalises."""
+    scale = float(np.percentile(image, 99))
+    return image / scale if scale > 0 else image
+
+
+def random_intensity_curve(rng: np.random.Generator, knots: int = 6):
+    """A random increasing map of normalised intensities: piecewise linear through `knots`
+    points from 0 to 1.5 with random steps (0 and 1.5 stay, brighter ones too), so tissues
+    keep their order but not their relative brightness."""
+    x = np.linspace(0.0, 1.5, knots)
+    y = np.concatenate([[0.0], np.cumsum(rng.dirichlet(np.full(knots - 1, 2.0)))]) * 1.5
+    return lambda image: np.where(image > 1.5, image, np.interp(image, x, y)).astype(np.float32)
 
 
 def _augment_volumes(volumes: np.ndarray, brains: np.ndarray,
                      rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Left-right flips and intensity gamma/scale of the image channel."""
+    """Left-right flips, random intensity curves (as for the images) and intensity
+    gamma/scale of the image channel."""
     if rng.uniform() < 0.5:
         volumes, brains = volumes[:, ::-1], brains[:, ::-1]
+    volumes = np.array(volumes, dtype=np.float32)
+    for i in np.flatnonzero(rng.uniform(size=len(volumes)) < REMAPPED_FRACTION):
+        volumes[i, ..., 0] = random_intensity_curve(rng)(volumes[i, ..., 0])
     return _augment_intensity(volumes, rng), brains
 
 
