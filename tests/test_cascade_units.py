@@ -71,7 +71,8 @@ def test_folded_batch_norm_computes_the_same():
     from isp_node.cascade.runtime import keras
 
     rng = np.random.default_rng(3)
-    for model, shape in ((build_iq_net(), (4, 64, 64, 1)), (build_coverage_net((16, 16, 16)), (1, 16, 16, 16, 2))):
+    for model, shape in ((build_iq_net(), (4, 64, 64, 1)),
+                         (build_coverage_net((16, 16, 16)), (1, 16, 16, 16, 2))):
         for layer in model.layers:  # trained-looking statistics, not the identity
             if isinstance(layer, keras().layers.BatchNormalization):
                 n = layer.gamma.shape[0]

@@ -157,9 +157,10 @@ def render(subject: Subject, geometries: Sequence[ImageSlice], offsets: np.ndarr
     c = np.arange(-margin_px, cols + margin_px) if phase_axis == 1 else np.arange(cols)
     pixels = np.stack(np.meshgrid(r, c, indexing="ij"), axis=-1)
     per_call = max(1, RENDER_POINTS // pixels[..., 0].size)
-    total = [subject.signal(np.stack([g.pixel_to_patient(pixels) for g in geometries[first:first + per_call]]),
-                            geometries[0].normal, offsets, weights, stride)
-             for first in range(0, len(geometries), per_call)]
+    total = []
+    for first in range(0, len(geometries), per_call):
+        points = np.stack([g.pixel_to_patient(pixels) for g in geometries[first:first + per_call]])
+        total.append(subject.signal(points, geometries[0].normal, offsets, weights, stride))
     return np.concatenate(total).reshape(len(geometries), len(r), len(c)).astype(np.float32)
 
 
