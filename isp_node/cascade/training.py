@@ -44,7 +44,7 @@ DEFAULT_RECIPES = {
 }
 SMOOTHED_FRACTION = 0.5  # of LocalizerIQ-Net's training images smoothed by ...
 SMOOTHING_SIGMA_PX = (0.3, 1.0)  # ... a Gaussian of this sigma (pixels of the 64 x 64 input)
-REMAPPED_FRACTION = 0.5  # of LocalizerIQ-Net's training images given a random intensity curve
+REMAPPED_FRACTION = 0.5  # of training images and volumes given a random intensity curve
 HEAT_EMPHASIS = 20.0  # the centre blobs are small: their voxels weigh this much more
 
 
@@ -136,20 +136,19 @@ def random_intensity_curve(rng: np.random.Generator, knots: int = 6):
 
 def _augment_volumes(volumes: np.ndarray, brains: np.ndarray,
                      rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Left-right flips, random intensity curves (as for the images) and intensity
-    gamma/scale of the image channel."""
+    """Left-right flips and `_augment_intensity`."""
     if rng.uniform() < 0.5:
         volumes, brains = volumes[:, ::-1], brains[:, ::-1]
-    volumes = np.array(volumes, dtype=np.float32)
-    for i in np.flatnonzero(rng.uniform(size=len(volumes)) < REMAPPED_FRACTION):
-        volumes[i, ..., 0] = random_intensity_curve(rng)(volumes[i, ..., 0])
     return _augment_intensity(volumes, rng), brains
 
 
 def _augment_intensity(volumes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Intensity gamma and scale of the image channel (contrast varies between scanners);
-    no flips where the targets have a side."""
-    volumes = volumes.copy()
+    """Random intensity curves (as for the images), then intensity gamma and scale of the
+    image channel (contrast varies between scanners and heads); no flips where the
+    targets have a side."""
+    volumes = np.array(volumes, dtype=np.float32)
+    for i in np.flatnonzero(rng.uniform(size=len(volumes)) < REMAPPED_FRACTION):
+        volumes[i, ..., 0] = random_intensity_curve(rng)(volumes[i, ..., 0])
     gamma = rng.uniform(0.7, 1.4, (len(volumes), 1, 1, 1))
     volumes[..., 0] = np.clip(volumes[..., 0], 0, None) ** gamma * rng.uniform(
         0.8, 1.2, (len(volumes), 1, 1, 1))
