@@ -93,13 +93,16 @@ def _evaluate(args: argparse.Namespace) -> int:
         evaluate_consistency, evaluate_coverage, evaluate_iq, evaluate_orientation,
         evaluate_through_dicom)
     from isp_node.cascade.planner import Cascade
-    from isp_node.cascade.inference import load_model
+    from isp_node.cascade.inference import load_model, warm_function
 
     configure_logging("WARNING")
-    coverage = load_model(Path(args.models) / "coverage_net.keras")
-    iq = load_model(Path(args.models) / "localizer_iq_net.keras") if args.task == "iq" else None
-    orientation = load_model(Path(args.models) / "orientation_net.keras") \
-        if args.task == "orientation" else None
+
+    def network(name: str):  # as the node runs it: warm, batch normalisations folded
+        return warm_function(load_model(Path(args.models) / name))
+
+    coverage = network("coverage_net.keras")
+    iq = network("localizer_iq_net.keras") if args.task == "iq" else None
+    orientation = network("orientation_net.keras") if args.task == "orientation" else None
     results, planes = {}, {}
     for name, spec in EVAL_DATA.items():
         shards = make_dataset(Path(args.data) / f"eval_{name}",
@@ -112,7 +115,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.task == "orientation":
         for name in EVAL_DATA:
             results[name]["consistency"] = evaluate_consistency(
-                lambda s: orientation(s.orientation.tensor()[None], training=False).numpy()[0],
+                lambda s: orientation(s.orientation.tensor()[None]).numpy()[0],
                 EVAL_DATA[name]["heads"][0], range(5_000_000, 5_000_003))
     if args.task == "iq":
         cascade = Cascade(Path(args.models))

@@ -9,7 +9,6 @@ from tqdm import tqdm
 
 from isp_node.cascade import datasets
 from isp_node.cascade.brain import brain_extent
-from isp_node.cascade.inference import warm_function
 from isp_node.cascade.models import IQ_CLASSES
 from isp_node.cascade.orientation import planes_from_outputs, planned_planes
 from isp_node.cascade.verdict import localizer_verdict
@@ -23,10 +22,9 @@ VOXEL_ML = GRID_SPACING_MM**3 / 1000.0
 
 
 def predict_in_batches(model, x: np.ndarray, batch: int) -> np.ndarray:
-    """Model outputs for `x` in fixed-size batches, through the node's warm function
-    (batch normalisations folded), so the evaluation measures what the node runs."""
-    run = warm_function(model)
-    outputs = [run(x[i:i + batch].astype(np.float32)).numpy() for i in range(0, len(x), batch)]
+    """Outputs of `model` (a network in inference mode, such as the node's warm function
+    of it) for `x`, in fixed-size batches."""
+    outputs = [model(x[i:i + batch].astype(np.float32)).numpy() for i in range(0, len(x), batch)]
     return np.concatenate(outputs)
 
 
