@@ -315,7 +315,7 @@ def gaussian_envelope(points: np.ndarray, centre: np.ndarray, sigma: float | np.
     scaled_axes = (np.eye(3) if axes is None else np.asarray(axes, float)) / np.reshape(sigma, (-1, 1))
     out = np.empty(len(points))
     _gaussian(np.ascontiguousarray(points, np.float64), np.asarray(centre, np.float64),
-              np.broadcast_to(scaled_axes, (3, 3)).copy(), out)
+              np.ascontiguousarray(scaled_axes), out)
     return out
 
 
