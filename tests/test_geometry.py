@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from isp_node.geometry import PLANE_KEYS, Plane, centre_distance_mm, normal_angle_deg, plane_catalogue, transform_plane
-from isp_node.geometry.catalogue import PRESCRIPTIONS, fit_plane
+from isp_node.geometry.catalogue import FRAME_NORMALS, PRESCRIPTIONS, fit_plane, frame_constrained_normal, head_frame
 
 A = "AFID:"
 X, Y, Z = np.eye(3)  # Left, Posterior, Superior in LPS
@@ -108,6 +108,25 @@ def test_normals_point_left_posterior_superior_in_any_pose(seed):
     kinds = {"sagittal": left, "coronal": posterior, "axial": superior}
     for key, plane in planes.items():
         assert plane.normal @ kinds[PRESCRIPTIONS[key].kind] > 0.3, key
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_catalogue_planes_obey_the_frame_constraints_and_tilted_normals_are_brought_back(seed):
+    rng = np.random.default_rng(seed)
+    lm = apply(random_rigid(rng), {k: v + rng.normal(0, 2.0, 3) for k, v in aligned_head().items()})
+    frame, planes = head_frame(lm), plane_catalogue(lm)
+    for key, plane in planes.items():
+        np.testing.assert_allclose(frame_constrained_normal(key, plane.normal, frame), plane.normal,
+                                   atol=1e-9, err_msg=key)
+        tilted = (rotation_about(frame.left + frame.superior, 5.0)[:3, :3] @ plane.normal) * 3.0
+        corrected = frame_constrained_normal(key, tilted, frame)
+        assert np.linalg.norm(corrected) == pytest.approx(1.0)
+        if FRAME_NORMALS.get(key) in ("left", "posterior", "superior"):
+            np.testing.assert_allclose(corrected, plane.normal, atol=1e-9, err_msg=key)
+        elif key in FRAME_NORMALS:
+            assert corrected @ frame.left == pytest.approx(0.0, abs=1e-9), key
+        else:
+            np.testing.assert_allclose(corrected, tilted / 3.0, atol=1e-9, err_msg=key)
 
 
 def test_msp_is_the_midline_plane_and_centred_on_projected_acpc_midpoint():

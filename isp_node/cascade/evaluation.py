@@ -14,7 +14,7 @@ from isp_node.cascade.orientation import planes_from_outputs, planned_planes
 from isp_node.cascade.verdict import localizer_verdict
 from isp_node.geometry import PLANE_KEYS
 from isp_node.pipeline.loader import load_localizer
-from isp_node.pipeline.volume import Grid
+from isp_node.pipeline.volume import Grid, LocalizerVolume
 from isp_node.simulation.cases import ANATOMY_MIN_BRAIN_MM2, simulate_case
 from isp_node.simulation.tensors import GRID_SPACING_MM, training_sample
 
@@ -138,9 +138,11 @@ def evaluate_orientation(model, shards: list[Path], planes: list[dict] | None = 
     distances = {key: [] for key in PLANE_KEYS}
     bad_flagged, good_flagged, missing = [], [], 0
     outputs = predict_in_batches(model, data["orientation_volumes"][keep], 2)
-    for out, g, truth in zip(outputs, data["orientation_grids"][keep], data["planes"][keep]):
+    for out, volume, g, truth in zip(outputs, data["orientation_volumes"][keep],
+                                     data["orientation_grids"][keep], data["planes"][keep]):
         grid = Grid(tuple(out.shape[:3]), float(g[3]), g[:3].astype(float))
-        fitted = planes_from_outputs(grid, out[..., :len(PLANE_KEYS)], out[..., len(PLANE_KEYS):])
+        fitted = planes_from_outputs(grid, out[..., :len(PLANE_KEYS)], out[..., len(PLANE_KEYS):],
+                                     volume=LocalizerVolume(*np.moveaxis(volume, -1, 0), grid))
         entries = {e["key"]: e for e in planned_planes(fitted)}
         for k, key in enumerate(PLANE_KEYS):
             if key not in entries:
@@ -158,6 +160,7 @@ def evaluate_orientation(model, shards: list[Path], planes: list[dict] | None = 
                 planes.append({"key": key, "angle_deg": angle, "distance_mm": distance,
                                "residual_mm": fit.residual_mm, "support": fit.support,
                                "gradient": fit.gradient, "confidence": entries[key]["confidence"],
+                               "mirror_match": fitted[key].mirror_match,
                                "msp_acpc_cosine": abs(float(fitted["MSP"].fit.normal
                                                             @ fitted["ACPC"].fit.normal))})
 
@@ -173,10 +176,12 @@ def evaluate_orientation(model, shards: list[Path], planes: list[dict] | None = 
             "good_planes_not_ok": float(np.mean(good_flagged)) if good_flagged else 0.0}
 
 
-def evaluate_consistency(predict, head: str, individuals: range, poses: int = 8) -> dict:
+def evaluate_consistency(predict, head: str, individuals: range, poses: int = 8,
+                         mirror: bool = True) -> dict:
     """One head in `poses` poses (and protocols, contrasts): the planes found, carried back
     into head coordinates, should coincide. `predict(sample)` gives Orientation-Net's
-    outputs on a training sample's orientation input. Per plane key, the spread over poses
+    outputs on a training sample's orientation input; the MSP is refined by the localizer's
+    symmetry as the node does it (unless not `mirror`). Per plane key, the spread over poses
     of the normal (RMS angle to the mean normal, degrees) and of the position (standard
     deviation of the signed distance from the mean centre, mm), median over `individuals`."""
     angle_spread = {key: [] for key in PLANE_KEYS}
@@ -191,7 +196,8 @@ def evaluate_consistency(predict, head: str, individuals: range, poses: int = 8)
             out = predict(sample)
             back = np.linalg.inv(sample.pose)  # scanner -> head
             for key, plane in planes_from_outputs(sample.orientation.grid, out[..., :len(PLANE_KEYS)],
-                                                  out[..., len(PLANE_KEYS):]).items():
+                                                  out[..., len(PLANE_KEYS):],
+                                                  volume=sample.orientation if mirror else None).items():
                 found[key].append((back[:3, :3] @ plane.plane.normal,
                                    back[:3, :3] @ plane.plane.centre + back[:3, 3]))
         for key, planes in found.items():

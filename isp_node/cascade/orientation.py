@@ -17,14 +17,15 @@ head frame comes from the fitted MSP and ACPC normals, and every plane gets its
 row, column and prescription from `geometry.catalogue.make_plane`.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from isp_node.geometry.catalogue import PLANE_KEYS, HeadFrame, make_plane
+from isp_node.geometry.catalogue import PLANE_KEYS, HeadFrame, frame_constrained_normal, make_plane
 from isp_node.geometry.fitting import PlaneFit, fit_distance_votes, weighted_centre
 from isp_node.geometry.planes import Plane, plane_json, unit
-from isp_node.pipeline.volume import Grid
+from isp_node.cascade.symmetry import symmetry_plane
+from isp_node.pipeline.volume import Grid, LocalizerVolume
 
 ORIENTATION_SHAPE = (64, 64, 64)
 BRAIN_FILL = 0.75  # of the grid's width taken by the brain's longest extent
@@ -95,7 +96,10 @@ def plane_targets(grid: Grid, planes: np.ndarray) -> Targets:
 @dataclass(frozen=True)
 class FittedPlane:
     plane: Plane
-    fit: PlaneFit
+    fit: PlaneFit  # the votes' fit (the MSP takes normal and offset from the symmetry if it agreed)
+    # how well the localizer mirrors itself about the MSP that oriented this plane: 0 where
+    # the symmetry did not confirm the MSP, None where it was not looked at
+    mirror_match: float | None = None
 
 
 # Where each plane's centre lies relative to the AC-PC midpoint, in the head frame (left,
@@ -116,7 +120,8 @@ HEAT_REACH_MM = 25.0  # ... if it lies this close to where the prior puts it
 
 
 def planes_from_outputs(grid: Grid, distance: np.ndarray, heat: np.ndarray,
-                        core: float = 0.25, band: float = 0.75) -> dict[str, FittedPlane]:
+                        core: float = 0.25, band: float = 0.75,
+                        volume: LocalizerVolume | None = None) -> dict[str, FittedPlane]:
     """Planes from the network's distance and heat maps (X, Y, Z, K), the grid centred on
     the brain. MSP and ACPC first, from the votes around the brain: they give the head
     frame and the AC-PC midpoint. Then every plane from the votes around its centre (the
@@ -142,6 +147,12 @@ def planes_from_outputs(grid: Grid, distance: np.ndarray, heat: np.ndarray,
     msp, acpc = fit("MSP", brain_centre), fit("ACPC", brain_centre)
     if msp is None or acpc is None:
         return {}  # no head frame: nothing can be oriented
+    mirror_match = None
+    if volume is not None:
+        mirror = symmetry_plane(volume, brain_centre, msp.normal, msp.offset)
+        mirror_match = mirror.match if mirror.trusted else 0.0
+        if mirror.trusted:
+            msp = replace(msp, normal=mirror.normal, offset=mirror.offset)
     peaks = heat.reshape(-1, len(PLANE_KEYS)).max(axis=0)
     frame = frame_from(msp.normal, acpc.normal)
     axes = np.stack([frame.left, frame.posterior, frame.superior])
@@ -156,7 +167,9 @@ def planes_from_outputs(grid: Grid, distance: np.ndarray, heat: np.ndarray,
                 centre = peak
         found = {"MSP": msp, "ACPC": acpc}.get(key) or fit(key, centre)
         if found is not None:
-            planes[key] = FittedPlane(make_plane(key, found.project(centre), found.normal, frame), found)
+            normal = frame_constrained_normal(key, found.normal, frame)
+            planes[key] = FittedPlane(make_plane(key, found.project(centre), normal, frame), found,
+                                      mirror_match)
     return planes
 
 
@@ -169,18 +182,27 @@ def frame_from(left: np.ndarray, superior: np.ndarray) -> HeadFrame:
 
 # Confidence of a fitted plane, provisional until calibrated on held-out errors: the votes
 # should agree to within about EXPECTED_RESIDUAL_MM, be many, form a true distance field
-# (gradient 1), and MSP must be perpendicular to ACPC (every plane is oriented by them).
+# (gradient 1), MSP must be perpendicular to ACPC (every plane is oriented by them), and
+# the localizer should mirror itself about the MSP (`symmetry`; the strongest of these
+# signals, but far from a calibrated one: see the model card).
 EXPECTED_RESIDUAL_MM = 2.0
 MIN_SUPPORT = 200.0
+MIRROR_MATCH_RANGE = (0.6, 0.9)  # the symmetry's match from doubtful to convincing ...
+UNCONFIRMED_FRAME = 0.25  # ... and the factor where it did not confirm the MSP at all
 OK_CONFIDENCE, LOW_CONFIDENCE = 0.5, 0.2
 
 
-def plane_confidence(fit: PlaneFit, frame_error_deg: float) -> float:
-    """0..1 from the fit's residual, support and gradient and the head frame's error."""
+def plane_confidence(fit: PlaneFit, frame_error_deg: float, mirror_match: float | None = None) -> float:
+    """0..1 from the fit's residual, support and gradient, the head frame's error and how
+    well the localizer mirrors itself about the MSP (if that was looked at)."""
+    low, high = MIRROR_MATCH_RANGE
+    mirror = 1.0 if mirror_match is None else float(np.clip((mirror_match - low) / (high - low),
+                                                            UNCONFIRMED_FRAME, 1.0))
     return float(np.exp(-max(fit.residual_mm - EXPECTED_RESIDUAL_MM, 0.0) / 4.0)
                  * min(1.0, fit.support / MIN_SUPPORT)
                  * np.exp(-abs(fit.gradient - 1.0) / 0.2)
-                 * np.exp(-frame_error_deg / 3.0))
+                 * np.exp(-frame_error_deg / 3.0)
+                 * mirror)
 
 
 def planned_planes(fitted: dict[str, FittedPlane]) -> list[dict]:
@@ -192,7 +214,7 @@ def planned_planes(fitted: dict[str, FittedPlane]) -> list[dict]:
     frame_error = float(np.degrees(np.arcsin(min(cosine, 1.0))))  # off perpendicular
     out = []
     for key, found in fitted.items():
-        confidence = plane_confidence(found.fit, frame_error)
+        confidence = plane_confidence(found.fit, frame_error, found.mirror_match)
         status = "OK" if confidence >= OK_CONFIDENCE else \
             "LOW_CONFIDENCE" if confidence >= LOW_CONFIDENCE else "FAILED"
         out.append({"key": key, **plane_json(found.plane), "confidence": round(confidence, 4),

@@ -70,9 +70,11 @@ class Cascade:
         """Stage 3: the planes (planner JSON entries) on the grid centred on the brain."""
         size = float(np.max(np.subtract(brain["high_lps"], brain["low_lps"])))
         grid = orientation_grid(np.asarray(brain["centre_lps"]), size)
-        outputs = self.orientation(resample(slices, grid).tensor()[None]).numpy()[0]
+        volume = resample(slices, grid)
+        outputs = self.orientation(volume.tensor()[None]).numpy()[0]
         keys = len(PLANE_KEYS)
-        return planned_planes(planes_from_outputs(grid, outputs[..., :keys], outputs[..., keys:]))
+        return planned_planes(planes_from_outputs(grid, outputs[..., :keys], outputs[..., keys:],
+                                                  volume=volume))
 
     def run(self, slices) -> dict:
         """Verdict, per-image classes, brain coverage and planes of one localizer's slices."""

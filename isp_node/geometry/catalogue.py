@@ -196,6 +196,29 @@ def make_plane(key: str, centre: np.ndarray, normal: np.ndarray, frame: HeadFram
                  fov_mm=rx.fov_mm, slab_mm=rx.slab_mm, n_slices=rx.n_slices, spacing_mm=rx.spacing_mm)
 
 
+# How section 4 ties a plane's normal to the head frame: it is one of the frame's axes,
+# or it lies perpendicular to Left (the plane contains the MSP normal); keys not listed
+# are oriented by their own landmarks alone.
+FRAME_NORMALS = {"MSP": "left", "ACPC": "superior", "PIT_SAG": "left", "PIT_COR": "posterior",
+                 "COW": "superior", "ORBIT_COR": "perpendicular_to_left",
+                 "IAC_COR": "perpendicular_to_left", "HIPPO_AX": "perpendicular_to_left",
+                 "HIPPO_COR": "perpendicular_to_left"}
+
+
+def frame_constrained_normal(key: str, normal: np.ndarray, frame: HeadFrame) -> np.ndarray:
+    """`normal` of plane `key` made to obey `FRAME_NORMALS` in `frame` (unit; unchanged where
+    the catalogue leaves it free): an estimate of the plane then carries no error that the
+    frame already rules out."""
+    rule = FRAME_NORMALS.get(key)
+    normal = unit(normal)
+    if rule == "perpendicular_to_left":
+        return unit(normal - (normal @ frame.left) * frame.left)
+    if rule is not None:
+        axis = getattr(frame, rule)
+        return axis if axis @ normal >= 0 else -axis
+    return normal
+
+
 def _mid(*points: np.ndarray) -> np.ndarray:
     return np.mean(np.stack(points), axis=0)
 

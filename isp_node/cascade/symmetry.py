@@ -1,0 +1,88 @@
+"""The mid-sagittal plane refined by the head's left-right symmetry.
+
+Orientation-Net places the MSP to a few degrees and millimetres. The brain is close
+to mirror-symmetric about that plane, so the localizer itself says where the plane
+lies: reflected about the right plane, the voxels near the brain's centre match
+their mirror images best. Starting from the network's plane, a Nelder-Mead search
+over its tilt (two angles) and offset maximises the normalised cross-correlation
+of those voxels with their mirror images, where the localizer covers both. A
+search that ends far from the start, or on a poor match, is not trusted and the
+network's plane stands.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import optimize
+
+from isp_node.pipeline.interpolation import sample_trilinear
+from isp_node.pipeline.volume import LocalizerVolume
+
+RADIUS_MM = 55.0  # voxels this close to the brain's centre are compared: brain, not scalp and face
+POINTS = 3000  # of them, evenly spread: enough for a stable correlation, fast to reflect
+MIN_MATCH = 0.6  # correlation with the mirror image below this: the search is not trusted
+MAX_TILT_DEG, MAX_SHIFT_MM = 20.0, 8.0  # nor if it moves the plane further than this
+
+
+@dataclass(frozen=True)
+class SymmetryPlane:
+    """The plane ``normal . x = offset`` about which the localizer best mirrors itself."""
+
+    normal: np.ndarray  # (3,) unit, pointing the way of the starting normal
+    offset: float  # mm
+    match: float  # correlation of the compared voxels with their mirror images
+    trusted: bool  # a good match, found near the start
+
+
+def symmetry_plane(volume: LocalizerVolume, centre: np.ndarray, normal: np.ndarray,
+                   offset: float) -> SymmetryPlane:
+    """Refine the plane ``normal . x = offset`` (LPS mm) by the symmetry of `volume` about it,
+    comparing voxels within `RADIUS_MM` of `centre`."""
+    grid = volume.grid
+    normal = np.asarray(normal, dtype=float) / np.linalg.norm(normal)
+    covered = volume.coverage > 0.5
+    near = (grid.squared_distance(np.asarray(centre, dtype=float)) < RADIUS_MM**2).reshape(grid.shape)
+    chosen = covered & near
+    if np.count_nonzero(chosen) < 100:
+        return SymmetryPlane(normal, float(offset), 0.0, False)
+    chosen &= volume.image > 0.1 * np.percentile(volume.image[chosen], 99)  # not background
+    index = np.argwhere(chosen)
+    index = index[::max(1, len(index) // POINTS)]
+    points = grid.origin + grid.spacing * index
+    values = volume.image[tuple(index.T)]
+    # uncovered voxels and a border around the grid are NaN, and so is any mirror image
+    # that touches them: only voxels whose mirror images the localizer shows are compared
+    mirror_source = np.pad(np.where(covered, volume.image, np.nan).astype(np.float32), 1,
+                           constant_values=np.nan)
+    to_voxel = np.linalg.inv(grid.affine)
+    to_voxel[:3, 3] += 1.0  # the border
+    u = np.cross(normal, [0.0, 0.0, 1.0] if abs(normal[2]) < 0.9 else [1.0, 0.0, 0.0])
+    u /= np.linalg.norm(u)
+    v = np.cross(normal, u)
+    start = normal @ np.asarray(centre, dtype=float) - offset
+
+    def plane(p: np.ndarray) -> tuple[np.ndarray, float]:
+        n = normal + np.tan(np.radians(p[0])) * u + np.tan(np.radians(p[1])) * v  # tilts in degrees
+        n /= np.linalg.norm(n)
+        # the plane through the start's point nearest `centre`, moved by p[2] along the normal
+        anchor = np.asarray(centre, dtype=float) - start * normal + p[2] * normal
+        return n, float(n @ anchor)
+
+    def mismatch(p: np.ndarray) -> float:
+        n, o = plane(p)
+        mirrored = sample_trilinear(mirror_source, to_voxel, points - 2 * (points @ n - o)[:, None] * n,
+                                    edge="nearest")
+        both = np.isfinite(mirrored)
+        a, b = values[both], mirrored[both]
+        if len(a) < 50:
+            return 1.0
+        a, b = a - a.mean(), b - b.mean()
+        return -float(a @ b / np.sqrt((a @ a) * (b @ b) + 1e-12))
+
+    simplex = np.array([[0, 0, 0], [2.0, 0, 0], [0, 2.0, 0], [0, 0, 2.0]])  # degrees, degrees, mm
+    found = optimize.minimize(mismatch, np.zeros(3), method="Nelder-Mead",
+                              options={"initial_simplex": simplex, "xatol": 0.1, "fatol": 1e-4})
+    n, o = plane(found.x)
+    moved_deg = float(np.degrees(np.arccos(min(1.0, abs(float(n @ normal))))))
+    trusted = -found.fun >= MIN_MATCH and moved_deg <= MAX_TILT_DEG and abs(found.x[2]) <= MAX_SHIFT_MM
+    return SymmetryPlane(n, o, -float(found.fun), bool(trusted))
