@@ -51,6 +51,10 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 TRAIN_DATA = {"first_seed": 0, "count": 2000, "heads": ("mni",), "views": 2}
+# LocalizerIQ-Net also learns from localizers rendered as a scanner sends them (the noise
+# grain of an image anti-aliased by the loader is not the fast path's)
+TRAIN_DATA_FULL_RESOLUTION = {"first_seed": 2000, "count": 400, "heads": ("mni",), "views": 2,
+                              "full_resolution": True}
 EVAL_DATA = {"pydeface": {"first_seed": 1_000_000, "count": 300, "heads": ("pydeface",)},
              "mni": {"first_seed": 2_000_000, "count": 200, "heads": ("mni",)}}
 EVAL_DICOM = {"pydeface": (3_000_000, 60), "mni": (4_000_000, 40)}  # localizers written as DICOM
@@ -68,8 +72,11 @@ def _train(args: argparse.Namespace) -> int:
         recipe = replace(recipe, steps=args.steps)
     if args.start_from:
         recipe = replace(recipe, start_from=str(args.start_from))
-    data = Path(args.data) / "train"
-    make_dataset(data, DatasetSpec(**TRAIN_DATA))
+    data = [Path(args.data) / "train"]
+    make_dataset(data[0], DatasetSpec(**TRAIN_DATA))
+    if args.task == "iq":
+        data.append(Path(args.data) / "train_full_resolution")
+        make_dataset(data[1], DatasetSpec(**TRAIN_DATA_FULL_RESOLUTION))
     work = Path(args.work) / args.task
     model, state = train(recipe, data, work)
     out = Path(args.models)

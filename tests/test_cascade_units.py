@@ -101,22 +101,25 @@ def test_training_checkpoints_and_resumes(tmp_path):
     from isp_node.cascade.training import Recipe, train
 
     rng = np.random.default_rng(0)
-    np.savez_compressed(tmp_path / f"shard_v{FORMAT}_00000000_4.npz",
-                        images=rng.random((40, 64, 64)).astype(np.float16),
-                        labels=rng.integers(0, 3, 40).astype(np.int8),
-                        owners=np.repeat(np.arange(4), 10), seeds=np.arange(4),
-                        brain_mm2=rng.uniform(0, 5000, 40).astype(np.float32))
+    data = [tmp_path / "fast", tmp_path / "full_resolution"]  # shards from two data sets
+    for directory in data:
+        directory.mkdir()
+        np.savez_compressed(directory / f"shard_v{FORMAT}_00000000_4.npz",
+                            images=rng.random((40, 64, 64)).astype(np.float16),
+                            labels=rng.integers(0, 3, 40).astype(np.int8),
+                            owners=np.repeat(np.arange(4), 10), seeds=np.arange(4),
+                            brain_mm2=rng.uniform(0, 5000, 40).astype(np.float32))
     recipe = Recipe("iq", steps=4, batch=8, learning_rate=1e-3, checkpoint_every=2)
-    _, state = train(recipe, tmp_path, tmp_path / "work", progress=False)
-    assert state["step"] == 4 and len(state["losses"]) == 2
+    _, state = train(recipe, data, tmp_path / "work", progress=False)
+    assert state["step"] == 4 and len(state["losses"]) == 2 and state["samples"] == 80
     longer = Recipe("iq", steps=4, batch=8, learning_rate=1e-3, checkpoint_every=2)
-    _, again = train(longer, tmp_path, tmp_path / "work", progress=False)
+    _, again = train(longer, data, tmp_path / "work", progress=False)
     assert again["step"] == 4  # nothing left to do: resumed at the end
     saved = json.loads((tmp_path / "work" / "state.json").read_text())
     assert saved["recipe"]["task"] == "iq"
     with pytest.raises(ValueError, match="another recipe"):
         train(Recipe("iq", steps=6, batch=8, learning_rate=1e-3, checkpoint_every=2),
-              tmp_path, tmp_path / "work", progress=False)
+              data, tmp_path / "work", progress=False)
 
 
 def test_orientation_training_runs_on_a_shard(tmp_path):
@@ -136,7 +139,7 @@ def test_orientation_training_runs_on_a_shard(tmp_path):
                         orientation_volumes=rng.random((3, *ORIENTATION_SHAPE, 2)).astype(np.float16),
                         orientation_grids=grids, planes=planes)
     recipe = Recipe("orientation", steps=2, batch=2, learning_rate=1e-3, checkpoint_every=2)
-    model, state = train(recipe, tmp_path, tmp_path / "work", progress=False)
+    model, state = train(recipe, [tmp_path], tmp_path / "work", progress=False)
     assert state["step"] == 2 and state["samples"] == 2  # the case without a brain is left out
     assert np.isfinite(state["losses"][-1][1])
     assert model.output_shape == (None, *ORIENTATION_SHAPE, 2 * len(PLANE_KEYS))
@@ -144,7 +147,7 @@ def test_orientation_training_runs_on_a_shard(tmp_path):
     model.save(tmp_path / "first.keras")
     again, state = train(Recipe("orientation", steps=1, batch=2, learning_rate=0.0,
                                 start_from=str(tmp_path / "first.keras")),
-                         tmp_path, tmp_path / "again", progress=False)
+                         [tmp_path], tmp_path / "again", progress=False)
     assert len(state["start_from_sha256"]) == 64
     for before, after in zip(model.get_weights(), again.get_weights()):
         if before.ndim > 1:  # kernels (batch-norm statistics move even at rate 0)

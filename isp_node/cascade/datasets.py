@@ -27,6 +27,7 @@ class DatasetSpec:
     heads: tuple[str, ...] = ("mni",)
     unusable_fraction: float = 0.35
     views: int = 1
+    full_resolution: bool = False  # images rendered as the scanner sends them, not the fast path's
 
     def shard_seeds(self) -> list[int]:
         return list(range(self.first_seed, self.first_seed + self.count, SHARD_SIZE))
@@ -40,7 +41,8 @@ def _make_shard(args: tuple[Path, int, int, DatasetSpec]) -> Path:
     kinds, orientations, areas, orientation_volumes, orientation_grids = [], [], [], [], []
     for seed in range(first, first + count):
         s = training_sample(seed, heads=spec.heads, unusable_fraction=spec.unusable_fraction,
-                            anatomy_seed=seed - seed % spec.views)
+                            anatomy_seed=seed - seed % spec.views,
+                            full_resolution=spec.full_resolution)
         volumes.append(s.volume.tensor().astype(np.float16))
         brains.append(np.round(s.brain * 255).astype(np.uint8))
         images.append(s.images.astype(np.float16))

@@ -38,7 +38,7 @@ class Recipe:
 
 
 DEFAULT_RECIPES = {
-    "iq": Recipe("iq", steps=4000, batch=64, learning_rate=2e-3),
+    "iq": Recipe("iq", steps=12000, batch=64, learning_rate=2e-3, cosine_decay=True),
     "coverage": Recipe("coverage", steps=1500, batch=4, learning_rate=2e-3, cosine_decay=True),
     "orientation": Recipe("orientation", steps=2000, batch=2, learning_rate=1e-3, cosine_decay=True),
 }
@@ -206,8 +206,8 @@ class Batches:
         return np.ascontiguousarray(x), np.ascontiguousarray(y[..., None]), None
 
 
-def train(recipe: Recipe, data_dir: Path, work_dir: Path, progress: bool = True):
-    """Train (or resume) `recipe` on the shards in `data_dir`; return the model."""
+def train(recipe: Recipe, data_dirs: list[Path], work_dir: Path, progress: bool = True):
+    """Train (or resume) `recipe` on the shards in `data_dirs`; return the model."""
     from tqdm import tqdm
 
     k = keras()
@@ -229,12 +229,13 @@ def train(recipe: Recipe, data_dir: Path, work_dir: Path, progress: bool = True)
             model.set_weights(k.models.load_model(recipe.start_from).get_weights())
             digest = hashlib.sha256(Path(recipe.start_from).read_bytes()).hexdigest()
             state["start_from_sha256"] = digest
-    shards = sorted(data_dir.glob(f"shard_v{datasets.FORMAT}_*.npz"))
+    shards = [shard for data_dir in data_dirs
+              for shard in sorted(data_dir.glob(f"shard_v{datasets.FORMAT}_*.npz"))]
     if not shards:
-        raise FileNotFoundError(f"no training shards in {data_dir}")
+        raise FileNotFoundError(f"no training shards in {', '.join(map(str, data_dirs))}")
     batches = Batches(recipe, shards)
     state["samples"] = len(batches)
-    state["data"] = str(data_dir)
+    state["data"] = ", ".join(map(str, data_dirs))
     losses: list[float] = []
     started = time.monotonic()
     bar = tqdm(range(start, recipe.steps), initial=start, total=recipe.steps,

@@ -48,9 +48,13 @@ class TrainingSample:
 
 
 def training_sample(seed: int, grid_shape: tuple[int, int, int] = GRID_SHAPE,
-                    spacing_mm: float = GRID_SPACING_MM, **case_options) -> TrainingSample:
-    """Simulate one case and turn it into network inputs and targets."""
-    case = simulate_case(seed, resolution_mm=RENDER_FRACTION * spacing_mm, **case_options)
+                    spacing_mm: float = GRID_SPACING_MM, full_resolution: bool = False,
+                    **case_options) -> TrainingSample:
+    """Simulate one case and turn it into network inputs and targets; rendered no finer than
+    the grid needs, or (`full_resolution`) at the protocol's own pixel size, as a scanner
+    sends it (about five times slower: the images' noise grain is then the node's own)."""
+    case = simulate_case(seed, resolution_mm=None if full_resolution else RENDER_FRACTION * spacing_mm,
+                         **case_options)
     grid = Grid.centred(localizer_centre(case.slices), grid_shape, spacing_mm)
     volume = resample(case.slices, grid)
     brain = brain_target(case.subject, grid)
