@@ -14,7 +14,10 @@ grid, so head size matters less). For every plane key it predicts two maps:
 
 Normals follow the catalogue's convention (Left, Posterior, Superior), so the
 head frame comes from the fitted MSP and ACPC normals, and every plane gets its
-row, column and prescription from `geometry.catalogue.make_plane`.
+row, column and prescription from `geometry.catalogue.make_plane`. Given the
+network's input, the MSP is first refined by the localizer's own left-right
+symmetry (`cascade.symmetry`), and the normals the catalogue ties to the head
+frame are taken from it (`geometry.catalogue.frame_constrained_normal`).
 """
 
 from dataclasses import dataclass, replace
@@ -127,7 +130,8 @@ def planes_from_outputs(grid: Grid, distance: np.ndarray, heat: np.ndarray,
     frame and the AC-PC midpoint. Then every plane from the votes around its centre (the
     heat peak where it is clear, else the prior), fitted first to the votes closest to it
     (within `core` of the range), then to all within `band`; oriented and prescribed as the
-    catalogue does. A key whose votes cannot be fitted is left out."""
+    catalogue does. With the network's input `volume`, the MSP is refined by the localizer's
+    symmetry before it orients anything. A key whose votes cannot be fitted is left out."""
     points = grid.points().reshape(-1, 3)
     index = {key: k for k, key in enumerate(PLANE_KEYS)}
 

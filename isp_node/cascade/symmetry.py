@@ -40,8 +40,9 @@ def symmetry_plane(volume: LocalizerVolume, centre: np.ndarray, normal: np.ndarr
     comparing voxels within `RADIUS_MM` of `centre`."""
     grid = volume.grid
     normal = np.asarray(normal, dtype=float) / np.linalg.norm(normal)
+    centre = np.asarray(centre, dtype=float)
     covered = volume.coverage > 0.5
-    near = (grid.squared_distance(np.asarray(centre, dtype=float)) < RADIUS_MM**2).reshape(grid.shape)
+    near = (grid.squared_distance(centre) < RADIUS_MM**2).reshape(grid.shape)
     chosen = covered & near
     if np.count_nonzero(chosen) < 100:
         return SymmetryPlane(normal, float(offset), 0.0, False)
@@ -59,13 +60,13 @@ def symmetry_plane(volume: LocalizerVolume, centre: np.ndarray, normal: np.ndarr
     u = np.cross(normal, [0.0, 0.0, 1.0] if abs(normal[2]) < 0.9 else [1.0, 0.0, 0.0])
     u /= np.linalg.norm(u)
     v = np.cross(normal, u)
-    start = normal @ np.asarray(centre, dtype=float) - offset
+    centre_distance = normal @ centre - offset  # from the starting plane
 
     def plane(p: np.ndarray) -> tuple[np.ndarray, float]:
         n = normal + np.tan(np.radians(p[0])) * u + np.tan(np.radians(p[1])) * v  # tilts in degrees
         n /= np.linalg.norm(n)
         # the plane through the start's point nearest `centre`, moved by p[2] along the normal
-        anchor = np.asarray(centre, dtype=float) - start * normal + p[2] * normal
+        anchor = centre - centre_distance * normal + p[2] * normal
         return n, float(n @ anchor)
 
     def mismatch(p: np.ndarray) -> float:
