@@ -18,6 +18,7 @@ from isp_node.cascade import datasets
 from isp_node.cascade.models import IQ_CLASSES, build_coverage_net, build_iq_net, build_orientation_net
 from isp_node.cascade.orientation import plane_targets
 from isp_node.geometry import PLANE_KEYS
+from isp_node.pipeline.image_input import normalised
 from isp_node.pipeline.volume import Grid
 from isp_node.simulation.cases import ANATOMY_MIN_BRAIN_MM2
 from isp_node.cascade.runtime import keras, tensorflow
@@ -113,16 +114,10 @@ def _augment_images(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         out = out[:, :, ::-1]
     out = np.array(out, dtype=np.float32)
     for i in np.flatnonzero(rng.uniform(size=len(out)) < SMOOTHED_FRACTION):
-        out[i] = _renormalised(ndimage.gaussian_filter(out[i], rng.uniform(*SMOOTHING_SIGMA_PX)))
+        out[i] = normalised(ndimage.gaussian_filter(out[i], rng.uniform(*SMOOTHING_SIGMA_PX)))
     for i in np.flatnonzero(rng.uniform(size=len(out)) < REMAPPED_FRACTION):
-        out[i] = _renormalised(random_intensity_curve(rng)(out[i]))
+        out[i] = normalised(random_intensity_curve(rng)(out[i]))
     return out * rng.uniform(0.7, 1.3, (len(out), 1, 1))
-
-
-def _renormalised(image: np.ndarray) -> np.ndarray:
-    """`image` divided by its 99th percentile, as `iq_input` normalises."""
-    scale = float(np.percentile(image, 99))
-    return image / scale if scale > 0 else image
 
 
 def random_intensity_curve(rng: np.random.Generator, knots: int = 6):

@@ -214,8 +214,7 @@ def frame_constrained_normal(key: str, normal: np.ndarray, frame: HeadFrame) -> 
     if rule == "perpendicular_to_left":
         return unit(normal - (normal @ frame.left) * frame.left)
     if rule is not None:
-        axis = getattr(frame, rule)
-        return axis if axis @ normal >= 0 else -axis
+        return oriented(getattr(frame, rule), normal)
     return normal
 
 

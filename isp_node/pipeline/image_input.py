@@ -24,8 +24,13 @@ def iq_input(s: ImageSlice, size: int = IQ_SIZE) -> np.ndarray:
     step = max(rows * s.spacing[0], cols * s.spacing[1]) / size  # mm per output pixel, both axes
     out = (_axis_operator(rows, s.spacing[0], step, size) @ s.pixels.astype(np.float32)
            @ _axis_operator(cols, s.spacing[1], step, size).T)
-    scale = float(np.percentile(out, 99))
-    return (out / scale if scale > 0 else out).astype(np.float32)
+    return normalised(out).astype(np.float32)
+
+
+def normalised(image: np.ndarray) -> np.ndarray:
+    """`image` divided by its own 99th percentile (unchanged if that is not positive)."""
+    scale = float(np.percentile(image, 99))
+    return image / scale if scale > 0 else image
 
 
 @lru_cache(maxsize=64)
