@@ -124,9 +124,10 @@ def test_mni_landmarks_are_left_right_consistent():
 
 @pytest.mark.network
 def test_mni_head_volume_and_affine(mni_head):
-    assert mni_head.volume.shape == (193, 229, 193) and mni_head.volume.dtype == np.float32
+    neck = round(anatomy.NECK_MM)
+    assert mni_head.volume.shape == (193, 229, 193 + neck) and mni_head.volume.dtype == np.float32
     np.testing.assert_allclose(mni_head.affine[:3, :3], np.diag([-1.0, -1.0, 1.0]))
-    centre = mni_head.affine @ [96, 132, 78, 1]  # world origin of the template
+    centre = mni_head.affine @ [96, 132, 78 + neck, 1]  # world origin of the template
     np.testing.assert_allclose(centre[:3], 0, atol=1e-6)
 
 
@@ -178,3 +179,20 @@ def test_pydeface_head_and_landmarks(pydeface_head):
         assert inside(pydeface_head, point), key
     planes = plane_catalogue(pydeface_head.landmarks)
     assert planes["MSP"].normal[0] > 0.9
+
+
+def test_with_neck_continues_the_lowest_slice_narrowing_and_keeps_world_positions():
+    volume = np.zeros((40, 40, 10), dtype=np.float32)
+    volume[10:30, 10:30, 0] = 1.0  # a 20 x 20 voxel cross-section at the bottom
+    volume[20, 20, 5] = 7.0
+    affine = np.diag([-2.0, -2.0, 2.0, 1.0])
+    affine[:3, 3] = [40.0, 40.0, -10.0]
+    extended, moved = anatomy.with_neck(volume, affine, mm=80.0)
+    assert extended.shape == (40, 40, 50) and extended.dtype == np.float32
+    np.testing.assert_array_equal(extended[..., 40:], volume)
+    np.testing.assert_allclose(moved @ [20, 20, 45, 1], affine @ [20, 20, 5, 1])
+    width = [np.count_nonzero(extended[:, 20, k] > 0.5) for k in (39, 0)]
+    assert width[0] == 20  # just below the head, as the lowest slice
+    assert abs(width[1] - 20 * (1 - anatomy.NECK_NARROWING)) <= 1  # narrowed at the bottom
+    with pytest.raises(ValueError):
+        anatomy.with_neck(volume, np.diag([1.0, 1.0, -1.0, 1.0]))

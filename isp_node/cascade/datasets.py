@@ -15,7 +15,7 @@ import numpy as np
 from isp_node.cascade.orientation import ORIENTATION_SHAPE, plane_array
 
 SHARD_SIZE = 25
-FORMAT = 7  # shards of another format are made again (7: head size +-25% per axis)
+FORMAT = 8  # shards of another format are made again (8: the MNI head continued by a neck)
 
 
 @dataclass(frozen=True)

@@ -25,11 +25,15 @@ from importlib import resources
 from pathlib import Path
 
 import numpy as np
+from scipy import ndimage
 
 CACHE_ENV = "ISP_NODE_CACHE"
 AFID_PREFIX = "AFID:"
 RAS_TO_LPS = np.diag([-1.0, -1.0, 1.0, 1.0])
 PIP_TIMEOUT_S = 300
+NECK_MM = 70.0  # how far the MNI template is continued below its last slice (see with_neck)
+NECK_NARROWING = 0.2  # the neck's cross-section shrinks by this fraction over NECK_TAPER_MM
+NECK_TAPER_MM = 60.0
 
 
 @dataclass(frozen=True)
@@ -197,13 +201,39 @@ def read_landmark_file(name: str) -> dict[str, np.ndarray]:
 
 
 def load_mni_head() -> Head:
-    """The MNI152 2009c asymmetric T1 head with the AFIDs and the project's own landmarks."""
+    """The MNI152 2009c asymmetric T1 head, continued below by a neck (`with_neck`), with the
+    AFIDs and the project's own landmarks."""
     paths = fetch((MNI_T1, MNI_AFIDS))
-    volume, affine = read_nifti(paths[MNI_T1])
+    volume, affine = with_neck(*read_nifti(paths[MNI_T1]))
     afids = read_fcsv(paths[MNI_AFIDS].read_text())
     landmarks = {AFID_PREFIX + label: p for label, p in afids.items()}
     landmarks.update(read_landmark_file(MNI_LANDMARKS_FILE))
     return Head("MNI152NLin2009cAsym", volume, affine, landmarks)
+
+
+def with_neck(volume: np.ndarray, affine: np.ndarray, mm: float = NECK_MM) -> tuple[np.ndarray, np.ndarray]:
+    """The head continued ``mm`` below its lowest slice by a neck: that slice, repeated and
+    narrowed towards its tissue centre by up to NECK_NARROWING. The MNI template stops 16 mm
+    below the brain's lowest point, where a localizer goes on showing the neck; a network
+    that never saw tissue there takes the first it meets for brain. The third voxel axis
+    must run towards the patient's head (as in the MNI template)."""
+    if not np.allclose(affine[:3, 2] / np.linalg.norm(affine[:3, 2]), [0.0, 0.0, 1.0], atol=0.05):
+        raise ValueError("with_neck needs volumes whose third axis runs superior")
+    step = float(np.linalg.norm(affine[:3, 2]))
+    count = int(round(mm / step))
+    base = volume[..., 0].astype(np.float32)
+    tissue = base > 0.1 * base.max()
+    centre = np.argwhere(tissue).mean(axis=0) if tissue.any() else (np.array(base.shape) - 1) / 2
+    slices = []
+    for k in range(count, 0, -1):
+        scale = 1.0 - NECK_NARROWING * min(k * step / NECK_TAPER_MM, 1.0)
+        # output pixel p samples base at centre + (p - centre) / scale
+        slices.append(ndimage.affine_transform(base, np.full(2, 1.0 / scale),
+                                               offset=centre - centre / scale, order=1))
+    extended = np.concatenate([np.stack(slices, axis=-1), volume], axis=-1).astype(volume.dtype)
+    shift = np.eye(4)
+    shift[2, 3] = -count
+    return extended, affine @ shift
 
 
 def load_pydeface_head() -> Head:
