@@ -70,6 +70,8 @@ def _train(args: argparse.Namespace) -> int:
     recipe = DEFAULT_RECIPES[args.task]
     if args.steps:
         recipe = replace(recipe, steps=args.steps)
+    if args.seed is not None:
+        recipe = replace(recipe, seed=args.seed)
     if args.start_from:
         recipe = replace(recipe, start_from=str(args.start_from))
     data = [Path(args.data) / "train"]
@@ -203,6 +205,9 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "train":
             sub.add_argument("--work", default="var/train", help="checkpoints (default var/train)")
             sub.add_argument("--steps", type=int, help="training steps (default: the recipe's)")
+            sub.add_argument("--seed", type=int, help="seed of the initial weights and of the "
+                             "batches (default: the recipe's; a run with another seed needs "
+                             "another --work)")
             sub.add_argument("--start-from", metavar="FILE", help="start from these weights of "
                              "the same network (.keras) instead of random ones, e.g. to train "
                              "a development checkpoint further")
