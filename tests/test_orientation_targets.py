@@ -146,6 +146,10 @@ def test_evaluation_measures_known_errors(mni_head, tmp_path):
     assert records["COW"]["residual_mm"] < 0.5 and records["COW"]["support"] > 200
     assert abs(result["angle_deg_median_p95_max"]["MSP"][0] - 2.0) < 0.05
     assert abs(result["distance_mm_median_p95_max"]["ACPC"][0] - 1.5) < 0.05
+    # the template's ACPC lies 5.6 degrees off the scanner's axial plane
+    by_tilt = result["angle_deg_median_by_tilt"]
+    assert by_tilt["under 10"]["cases"] == 1 and abs(by_tilt["under 10"]["MSP"] - 2.0) < 0.05
+    assert by_tilt["10-20"] == {"cases": 0} and by_tilt["20 or more"] == {"cases": 0}
     # a plane the catalogue orients by its own landmarks is exact; one it ties to the head
     # frame (COW: the frame's Superior) follows the frame's error, a fraction of MSP's here
     assert result["angle_deg_median_p95_max"]["OM"][0] < 0.05

@@ -126,17 +126,24 @@ def evaluate_through_dicom(cascade, seeds: range, head: str, unusable_fraction: 
             "usable_flagged": float(np.mean(flagged[True])) if flagged[True] else 0.0}
 
 
+TILT_BANDS_DEG = {"under 10": (0.0, 10.0), "10-20": (10.0, 20.0), "20 or more": (20.0, 91.0)}
+TILT_KEYS = ("MSP", "ACPC", "HIPPO_AX", "HIPPO_COR")
+
+
 def evaluate_orientation(model, shards: list[Path], planes: list[dict] | None = None) -> dict:
     """Per plane key: angle (degrees) between predicted and true normals and distance (mm)
     from the true centre to the predicted plane, median / p95 / max over the cases with a
     brain to plan on; how many planes were found; and whether the status flags the bad ones
-    (error above 3 degrees or 3 mm should not be OK). Every plane's errors and fit
-    measures are appended to `planes`, if given (to calibrate the confidence)."""
+    (error above 3 degrees or 3 mm should not be OK); and the key planes' median angle
+    by how far the head is tilted (the true ACPC against the scanner's axial plane), since
+    a network can learn to draw planes towards the scanner's axes. Every plane's errors and
+    fit measures are appended to `planes`, if given (to calibrate the confidence)."""
     data = datasets.load_shards(shards, ("orientation_volumes", "orientation_grids", "planes"))
     keep = np.isfinite(data["orientation_grids"][:, 3])
     angles = {key: [] for key in PLANE_KEYS}
     distances = {key: [] for key in PLANE_KEYS}
     bad_flagged, good_flagged, missing = [], [], 0
+    by_tilt = {band: {key: [] for key in TILT_KEYS} for band in TILT_BANDS_DEG}
     outputs = predict_in_batches(model, data["orientation_volumes"][keep], 2)
     for out, volume, g, truth in zip(outputs, data["orientation_volumes"][keep],
                                      data["orientation_grids"][keep], data["planes"][keep]):
@@ -144,6 +151,9 @@ def evaluate_orientation(model, shards: list[Path], planes: list[dict] | None = 
         fitted = planes_from_outputs(grid, out[..., :len(PLANE_KEYS)], out[..., len(PLANE_KEYS):],
                                      volume=LocalizerVolume(*np.moveaxis(volume, -1, 0), grid))
         entries = {e["key"]: e for e in planned_planes(fitted)}
+        acpc = truth[PLANE_KEYS.index("ACPC"), 1]
+        tilt = float(np.degrees(np.arccos(min(1.0, abs(float(acpc[2]) / np.linalg.norm(acpc))))))
+        band = next(b for b, (low, high) in TILT_BANDS_DEG.items() if low <= tilt < high)
         for k, key in enumerate(PLANE_KEYS):
             if key not in entries:
                 missing += 1
@@ -153,6 +163,8 @@ def evaluate_orientation(model, shards: list[Path], planes: list[dict] | None = 
             distance = abs(float((truth[k, 0] - centre) @ normal))
             angles[key].append(angle)
             distances[key].append(distance)
+            if key in TILT_KEYS:
+                by_tilt[band][key].append(angle)
             bad = angle > 3.0 or distance > 3.0
             (bad_flagged if bad else good_flagged).append(entries[key]["status"] != "OK")
             if planes is not None:
@@ -171,6 +183,10 @@ def evaluate_orientation(model, shards: list[Path], planes: list[dict] | None = 
     return {"cases": int(keep.sum()), "planes_missing": missing,
             "angle_deg_median_p95_max": {key: stats(v) for key, v in angles.items()},
             "distance_mm_median_p95_max": {key: stats(v) for key, v in distances.items()},
+            "angle_deg_median_by_tilt": {
+                band: {"cases": len(v["ACPC"]),
+                       **{key: round(float(np.median(a)), 2) for key, a in v.items() if a}}
+                for band, v in by_tilt.items()},
             "bad_planes_not_ok": float(np.mean(bad_flagged)) if bad_flagged else 1.0,
             "bad_planes": len(bad_flagged),
             "good_planes_not_ok": float(np.mean(good_flagged)) if good_flagged else 0.0}
