@@ -55,9 +55,6 @@ TRAIN_DATA = {"first_seed": 0, "count": 2000, "heads": ("mni",), "views": 2}
 # grain of an image anti-aliased by the loader is not the fast path's)
 TRAIN_DATA_FULL_RESOLUTION = {"first_seed": 2000, "count": 400, "heads": ("mni",), "views": 2,
                               "full_resolution": True}
-# Orientation-Net learns from the same individuals with their tilts drawn evenly (coil-like
-# tilts taught it to draw its planes towards the scanner's axes)
-TRAIN_DATA_WIDE_POSES = {**TRAIN_DATA, "wide_poses": True}
 EVAL_DATA = {"pydeface": {"first_seed": 1_000_000, "count": 300, "heads": ("pydeface",)},
              "mni": {"first_seed": 2_000_000, "count": 200, "heads": ("mni",)}}
 EVAL_DICOM = {"pydeface": (3_000_000, 60), "mni": (4_000_000, 40)}  # localizers written as DICOM
@@ -77,12 +74,8 @@ def _train(args: argparse.Namespace) -> int:
         recipe = replace(recipe, seed=args.seed)
     if args.start_from:
         recipe = replace(recipe, start_from=str(args.start_from))
-    if args.task == "orientation":
-        data = [Path(args.data) / "train_wide_poses"]
-        make_dataset(data[0], DatasetSpec(**TRAIN_DATA_WIDE_POSES))
-    else:
-        data = [Path(args.data) / "train"]
-        make_dataset(data[0], DatasetSpec(**TRAIN_DATA))
+    data = [Path(args.data) / "train"]
+    make_dataset(data[0], DatasetSpec(**TRAIN_DATA))
     if args.task == "iq":
         data.append(Path(args.data) / "train_full_resolution")
         make_dataset(data[1], DatasetSpec(**TRAIN_DATA_FULL_RESOLUTION))

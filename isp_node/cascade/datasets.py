@@ -28,7 +28,6 @@ class DatasetSpec:
     unusable_fraction: float = 0.35
     views: int = 1
     full_resolution: bool = False  # images rendered as the scanner sends them, not the fast path's
-    wide_poses: bool = False  # head tilts drawn uniformly, not as in a coil (`cases.random_pose`)
 
     def shard_seeds(self) -> list[int]:
         return list(range(self.first_seed, self.first_seed + self.count, SHARD_SIZE))
@@ -43,7 +42,7 @@ def _make_shard(args: tuple[Path, int, int, DatasetSpec]) -> Path:
     for seed in range(first, first + count):
         s = training_sample(seed, heads=spec.heads, unusable_fraction=spec.unusable_fraction,
                             anatomy_seed=seed - seed % spec.views,
-                            full_resolution=spec.full_resolution, wide_poses=spec.wide_poses)
+                            full_resolution=spec.full_resolution)
         volumes.append(s.volume.tensor().astype(np.float16))
         brains.append(np.round(s.brain * 255).astype(np.uint8))
         images.append(s.images.astype(np.float16))

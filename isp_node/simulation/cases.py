@@ -136,20 +136,11 @@ class SimulatedCase:
         }
 
 
-WIDE_TILTS_DEG = (30.0, 20.0, 20.0)  # pitch, roll, yaw limits of `random_pose(wide=True)`
-
-
-def random_pose(rng: np.random.Generator, head_centre: np.ndarray, wide: bool = False) -> np.ndarray:
-    """Head -> scanner: tilts up to about 30 degrees, offsets up to about 50 mm. The tilts
-    are normally distributed, small ones commonest, as heads lie in a coil; `wide` draws
-    them uniformly (pitch, roll, yaw up to 30, 20, 20 degrees), so that a network trained
-    on them learns no preference for the scanner's axes."""
-    if wide:
-        pitch, roll, yaw = (float(rng.uniform(-limit, limit)) for limit in WIDE_TILTS_DEG)
-    else:
-        pitch = float(np.clip(rng.normal(0, 12), -30, 30))
-        roll = float(np.clip(rng.normal(0, 7), -25, 25))
-        yaw = float(np.clip(rng.normal(0, 8), -25, 25))
+def random_pose(rng: np.random.Generator, head_centre: np.ndarray) -> np.ndarray:
+    """Head -> scanner: tilts up to about 30 degrees, offsets up to about 50 mm."""
+    pitch = float(np.clip(rng.normal(0, 12), -30, 30))
+    roll = float(np.clip(rng.normal(0, 7), -25, 25))
+    yaw = float(np.clip(rng.normal(0, 8), -25, 25))
     offset = np.clip(rng.normal(0, [10, 15, 18]), -50, 50)
     rotation = head_rotation(pitch, roll, yaw)
     return rigid(rotation, offset - rotation @ head_centre)
@@ -166,12 +157,12 @@ def individual(head_name: str, anatomy_seed: int) -> tuple[deformation.Deformati
 
 
 def _head_subject(rng: np.random.Generator, head_name: str, anatomy_seed: int, family: str,
-                  coarse: bool, wide_poses: bool) -> tuple[Subject, dict | None]:
+                  coarse: bool) -> tuple[Subject, dict | None]:
     head = load_head(head_name)
     volume, affine = _template(head_name, coarse)
     maps = masks.template_maps(head)
     warp, lesion = individual(head_name, anatomy_seed)
-    pose = random_pose(rng, maps.brain_centre, wide_poses)
+    pose = random_pose(rng, maps.brain_centre)
     subject_points = warp.to_subject(np.array(list(head.landmarks.values())))
     scanner_points = subject_points @ pose[:3, :3].T + pose[:3, 3]
     subject = Subject(
@@ -201,11 +192,11 @@ def _pooled_object(kind: str, index: int) -> tuple[np.ndarray, np.ndarray]:
     return make(np.random.default_rng([7919, index]))
 
 
-def _object_subject(rng: np.random.Generator, family: str, wide_poses: bool) -> Subject:
+def _object_subject(rng: np.random.Generator, family: str) -> Subject:
     volume, affine = _pooled_object(str(rng.choice(["knee", "cylinder"])),
                                     int(rng.integers(OBJECT_POOL)))
     centre = affine[:3, :3] @ (np.asarray(volume.shape) - 1) / 2 + affine[:3, 3]
-    return Subject(volume=volume, affine=affine, pose=random_pose(rng, centre, wide_poses),
+    return Subject(volume=volume, affine=affine, pose=random_pose(rng, centre),
                    contrast=contrast.ContrastMap.random(family, rng),
                    bias=artifacts.BiasField.random(rng, strength=float(rng.uniform(0.05, 0.3))))
 
@@ -228,9 +219,8 @@ def _capped(stack: StackSpec, resolution_mm: float | None) -> StackSpec:
 def simulate_case(seed: int, *, protocol: str | None = None, head: str | None = None,
                   kind: str | None = None, unusable_fraction: float = 0.2,
                   resolution_mm: float | None = None, heads: tuple[str, ...] = HEADS,
-                  anatomy_seed: int | None = None, wide_poses: bool = False) -> SimulatedCase:
-    """Simulate one localizer. `resolution_mm` renders no finer than that (fast path);
-    `wide_poses` draws the head's tilts uniformly (`random_pose`), else as in a coil.
+                  anatomy_seed: int | None = None) -> SimulatedCase:
+    """Simulate one localizer. `resolution_mm` renders no finer than that (fast path).
 
     The individual (head choice, deformation, lesion) comes from `anatomy_seed`
     (default: `seed`), everything else from `seed`: the same individual can be
@@ -246,10 +236,10 @@ def simulate_case(seed: int, *, protocol: str | None = None, head: str | None = 
     family = str(rng.choice(FAMILIES, p=[0.5, 0.3, 0.2]))
 
     if kind == "object":
-        subject, lesion_info = _object_subject(rng, family, wide_poses), None
+        subject, lesion_info = _object_subject(rng, family), None
     else:
         coarse = resolution_mm is not None and resolution_mm >= COARSE_TEMPLATE_MM
-        subject, lesion_info = _head_subject(rng, head_name, anatomy_seed, family, coarse, wide_poses)
+        subject, lesion_info = _head_subject(rng, head_name, anatomy_seed, family, coarse)
     centre = rng.normal(0, [5, 10, 12])
     if kind == "miss":  # centred on the neck or shoulders, or far off to one side
         direction = rng.choice([[0, 0, -1], [0, 0.2, -1], [1, 0, 0], [-1, 0, 0], [0, 0, 1]])
