@@ -25,6 +25,55 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(Path(args.out) if args.out else None)
 
 
+def _plan_paths(paths: list[Path]) -> list[Path]:
+    """The files named, and every file under the directories named (sorted, hidden ones left out)."""
+    files = []
+    for path in paths:
+        if path.is_dir():
+            files += sorted(f for f in path.rglob("*") if f.is_file()
+                            and not any(part.startswith(".") for part in f.relative_to(path).parts))
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise FileNotFoundError(f"no such file or directory: {path}")
+    return files
+
+
+def _plan(args: argparse.Namespace) -> int:
+    import json
+
+    from isp_node.cascade.planner import Cascade, models_dir, plan_files
+    from isp_node.demo import print_plan
+    from isp_node.pipeline.result import PlanningResult
+
+    configure_logging("WARNING")
+    try:
+        files = _plan_paths(args.paths)
+        directory = args.models or models_dir()
+    except FileNotFoundError as exc:
+        print(f"isp-node: {exc}", file=sys.stderr)
+        return 2
+    if not files:
+        print("isp-node: no files to plan", file=sys.stderr)
+        return 2
+    result = plan_files(Cascade(directory), files)
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=1))
+    if "skipped_files" not in result:  # nothing could be read
+        print(f"isp-node: {len(files)} files, {result['message']}", file=sys.stderr)
+        return 1
+    skipped = result["skipped_files"]
+    print(f"isp-node plan: {len(files)} files, {len(skipped)} skipped"
+          + "".join(f"\n  skipped   {s}" for s in skipped))
+    print_plan(PlanningResult.from_json(result))
+    if result["brain"].get("volume_ml"):
+        print(f"  brain     {result['brain']['volume_ml']} ml, centre (mm LPS) "
+              f"{' '.join(f'{v:.1f}' for v in result['brain']['centre_lps'])}")
+    if args.json:
+        print(f"  wrote     {args.json}")
+    return 0
+
+
 def _simulate(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -163,6 +212,24 @@ def build_parser() -> argparse.ArgumentParser:
                       help="keep the node's storage and outputs here (default: a temporary "
                       "directory that is printed)")
     demo.set_defaults(func=_demo)
+
+    plan = commands.add_parser(
+        "plan", help="run the cascade offline on one localizer's DICOM files",
+        description="Plan one localizer offline, as the node plans a received series: image "
+        "quality (LocalizerIQ-Net), brain coverage (Coverage-Net) and, where Orientation-Net "
+        "is installed, the planes. Prints a summary; --json writes the full result (the "
+        "planner JSON the node's reports are made from). Files that are not readable MR "
+        "images are skipped and listed. Exit status 0 when the cascade ran (whether or not "
+        "the localizer is usable), 1 when no localizer image could be read, 2 when no "
+        "files were given or found.",
+    )
+    plan.add_argument("paths", nargs="+", type=Path, metavar="DIR_OR_FILE",
+                      help="DICOM files, or directories searched for them recursively")
+    plan.add_argument("--json", metavar="OUT", help="write the result here (JSON)")
+    plan.add_argument("--models", type=Path, metavar="DIR",
+                      help="trained models (default: $ISP_NODE_MODELS, else the installed "
+                      "models/)")
+    plan.set_defaults(func=_plan)
 
     from isp_node.simulation.cases import HEADS, KINDS
     from isp_node.simulation.protocols import PROTOCOLS

@@ -101,18 +101,25 @@ class Cascade:
         return result
 
 
+def plan_files(cascade: Cascade, files) -> dict:
+    """The planner's result for one localizer's DICOM files: files that cannot be read
+    are listed in "skipped_files"; with no readable localizer image the result is not
+    usable and says why."""
+    try:
+        loaded = load_localizer(files)
+    except LocalizerError as exc:
+        return {"planner": "cascade", "usable": False, "message": str(exc), "planes": []}
+    result = cascade.run(loaded.slices)
+    result["planner"] = "cascade"
+    result["skipped_files"] = loaded.problems
+    return result
+
+
 def make_planner() -> Planner:
     """Worker entry point (``[jobs] planner = "isp_node.cascade.planner:make_planner"``)."""
     cascade = Cascade()
 
     def plan(request: PlanRequest) -> dict:
-        try:
-            loaded = load_localizer(request.files)
-        except LocalizerError as exc:
-            return {"planner": "cascade", "usable": False, "message": str(exc), "planes": []}
-        result = cascade.run(loaded.slices)
-        result["planner"] = "cascade"
-        result["skipped_files"] = loaded.problems
-        return result
+        return plan_files(cascade, request.files)
 
     return plan
