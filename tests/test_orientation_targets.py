@@ -133,14 +133,18 @@ def test_evaluation_measures_known_errors(mni_head, tmp_path):
     wrong["ACPC"] = Plane(acpc.centre + 1.5 * acpc.normal, acpc.normal, acpc.row, acpc.col,
                           acpc.fov_mm, acpc.slab_mm, acpc.n_slices, acpc.spacing_mm)
     made = plane_targets(grid, plane_array(wrong))
-    outputs = np.concatenate([made.distance, made.heat], axis=-1)[None]
-    np.savez_compressed(tmp_path / f"shard_v{FORMAT}_00000000_1.npz", seeds=np.arange(1),
-                        orientation_volumes=np.zeros((1, *ORIENTATION_SHAPE, 2), np.float16),
-                        orientation_grids=np.array([[*grid.origin, grid.spacing]], np.float32),
-                        planes=plane_array(truth)[None])
+    outputs = np.repeat(np.concatenate([made.distance, made.heat], axis=-1)[None], 2, axis=0)
+    # the same localizer twice, the second judged unusable: it is measured apart
+    np.savez_compressed(tmp_path / f"shard_v{FORMAT}_00000000_2.npz", seeds=np.arange(2),
+                        orientation_volumes=np.zeros((2, *ORIENTATION_SHAPE, 2), np.float16),
+                        orientation_grids=np.array([[*grid.origin, grid.spacing]] * 2, np.float32),
+                        planes=np.repeat(plane_array(truth)[None], 2, axis=0),
+                        usable=np.array([True, False]))
     planes = []
     result = evaluate_orientation(_Outputs(outputs), sorted(tmp_path.glob("*.npz")), planes)
-    assert result["cases"] == 1 and result["planes_missing"] == 0
+    assert result["cases"] == 1 and result["planes_missing"] == 0 and len(planes) == len(PLANE_KEYS)
+    assert result["unusable_with_brain"]["cases"] == 1
+    assert abs(result["unusable_with_brain"]["angle_deg_median"]["MSP"] - 2.0) < 0.05
     records = {r["key"]: r for r in planes}
     assert set(records) == set(PLANE_KEYS) and abs(records["MSP"]["angle_deg"] - 2.0) < 0.05
     assert records["COW"]["residual_mm"] < 0.5 and records["COW"]["support"] > 200

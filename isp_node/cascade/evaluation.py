@@ -132,21 +132,26 @@ TILT_KEYS = ("MSP", "ACPC", "HIPPO_AX", "HIPPO_COR")
 
 def evaluate_orientation(model, shards: list[Path], planes: list[dict] | None = None) -> dict:
     """Per plane key: angle (degrees) between predicted and true normals and distance (mm)
-    from the true centre to the predicted plane, median / p95 / max over the cases with a
-    brain to plan on; how many planes were found; and whether the status flags the bad ones
+    from the true centre to the predicted plane, median / p95 / max over the usable
+    localizers with a brain to plan on (stage 3 runs on no other); the medians of the key
+    planes on the unusable ones that show a brain (noise, artifacts), apart; how many
+    planes were found; and whether the status flags the bad ones
     (error above 3 degrees or 3 mm should not be OK); and the key planes' median angle
     by how far the head is tilted (the true ACPC against the scanner's axial plane), since
     a network can learn to draw planes towards the scanner's axes. Every plane's errors and
     fit measures are appended to `planes`, if given (to calibrate the confidence)."""
-    data = datasets.load_shards(shards, ("orientation_volumes", "orientation_grids", "planes"))
+    data = datasets.load_shards(shards, ("orientation_volumes", "orientation_grids", "planes",
+                                         "usable"))
     keep = np.isfinite(data["orientation_grids"][:, 3])
     angles = {key: [] for key in PLANE_KEYS}
     distances = {key: [] for key in PLANE_KEYS}
+    refused = {key: ([], []) for key in TILT_KEYS}  # angles, distances on unusable localizers
     bad_flagged, good_flagged, missing = [], [], 0
     by_tilt = {band: {key: [] for key in TILT_KEYS} for band in TILT_BANDS_DEG}
     outputs = predict_in_batches(model, data["orientation_volumes"][keep], 2)
-    for out, volume, g, truth in zip(outputs, data["orientation_volumes"][keep],
-                                     data["orientation_grids"][keep], data["planes"][keep]):
+    for out, volume, g, truth, usable in zip(outputs, data["orientation_volumes"][keep],
+                                             data["orientation_grids"][keep], data["planes"][keep],
+                                             data["usable"][keep]):
         grid = Grid(tuple(out.shape[:3]), float(g[3]), g[:3].astype(float))
         fitted = planes_from_outputs(grid, out[..., :len(PLANE_KEYS)], out[..., len(PLANE_KEYS):],
                                      volume=LocalizerVolume(*np.moveaxis(volume, -1, 0), grid))
@@ -156,11 +161,16 @@ def evaluate_orientation(model, shards: list[Path], planes: list[dict] | None = 
         band = next(b for b, (low, high) in TILT_BANDS_DEG.items() if low <= tilt < high)
         for k, key in enumerate(PLANE_KEYS):
             if key not in entries:
-                missing += 1
+                missing += int(usable)  # planes of a localizer stage 3 runs on
                 continue
             normal, centre = np.asarray(entries[key]["normal"]), np.asarray(entries[key]["centre"])
             angle = float(np.degrees(np.arccos(min(1.0, abs(float(normal @ truth[k, 1]))))))
             distance = abs(float((truth[k, 0] - centre) @ normal))
+            if not usable:
+                if key in TILT_KEYS:
+                    refused[key][0].append(angle)
+                    refused[key][1].append(distance)
+                continue
             angles[key].append(angle)
             distances[key].append(distance)
             if key in TILT_KEYS:
@@ -180,13 +190,19 @@ def evaluate_orientation(model, shards: list[Path], planes: list[dict] | None = 
         return [round(float(np.median(values)), 2), round(float(np.percentile(values, 95)), 2),
                 round(float(np.max(values)), 2)] if values else []
 
-    return {"cases": int(keep.sum()), "planes_missing": missing,
+    return {"cases": int(np.sum(data["usable"][keep])), "planes_missing": missing,
             "angle_deg_median_p95_max": {key: stats(v) for key, v in angles.items()},
             "distance_mm_median_p95_max": {key: stats(v) for key, v in distances.items()},
             "angle_deg_median_by_tilt": {
                 band: {"cases": len(v["ACPC"]),
                        **{key: round(float(np.median(a)), 2) for key, a in v.items() if a}}
                 for band, v in by_tilt.items()},
+            "unusable_with_brain": {
+                "cases": int(np.sum(~data["usable"][keep])),
+                "angle_deg_median": {k: round(float(np.median(a)), 2)
+                                     for k, (a, _) in refused.items() if a},
+                "distance_mm_median": {k: round(float(np.median(d)), 2)
+                                       for k, (_, d) in refused.items() if d}},
             "bad_planes_not_ok": float(np.mean(bad_flagged)) if bad_flagged else 1.0,
             "bad_planes": len(bad_flagged),
             "good_planes_not_ok": float(np.mean(good_flagged)) if good_flagged else 0.0}
