@@ -26,7 +26,8 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _plan_paths(paths: list[Path]) -> list[Path]:
-    """The files named, and every file under the directories named (sorted, hidden ones left out)."""
+    """The files named, and every file under the directories named (sorted, hidden ones
+    left out)."""
     files = []
     for path in paths:
         if path.is_dir():
@@ -42,7 +43,7 @@ def _plan_paths(paths: list[Path]) -> list[Path]:
 def _plan(args: argparse.Namespace) -> int:
     import json
 
-    from isp_node.cascade.planner import Cascade, models_dir, plan_files
+    from isp_node.cascade.planner import COVERAGE_MODEL, IQ_MODEL, Cascade, models_dir, plan_files
     from isp_node.demo import print_plan
     from isp_node.pipeline.result import PlanningResult
 
@@ -55,6 +56,11 @@ def _plan(args: argparse.Namespace) -> int:
         return 2
     if not files:
         print("isp-node: no files to plan", file=sys.stderr)
+        return 2
+    missing = [name for name in (IQ_MODEL, COVERAGE_MODEL)
+               if not (Path(directory) / name).is_file()]
+    if missing:
+        print(f"isp-node: no {' or '.join(missing)} in {directory}", file=sys.stderr)
         return 2
     result = plan_files(Cascade(directory), files)
     if args.json:
@@ -221,7 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
         "planner JSON the node's reports are made from). Files that are not readable MR "
         "images are skipped and listed. Exit status 0 when the cascade ran (whether or not "
         "the localizer is usable), 1 when no localizer image could be read, 2 when no "
-        "files were given or found.",
+        "files were given or found or the networks are missing.",
     )
     plan.add_argument("paths", nargs="+", type=Path, metavar="DIR_OR_FILE",
                       help="DICOM files, or directories searched for them recursively")

@@ -13,7 +13,7 @@ import pytest
 from isp_node.cascade.planner import COVERAGE_MODEL, IQ_MODEL, ORIENTATION_MODEL, models_dir
 from isp_node.geometry import PLANE_KEYS
 
-DEVELOPMENT_ORIENTATION = Path(__file__).resolve().parents[1] / "models" / "development" / ORIENTATION_MODEL
+DEVELOPMENT = Path(__file__).resolve().parents[1] / "models" / "development"
 
 
 def plan(*args: str) -> subprocess.CompletedProcess:
@@ -35,7 +35,7 @@ def test_plan_writes_the_planners_result_with_every_plane(mni_head, tmp_path):
     models.mkdir()
     for name in (IQ_MODEL, COVERAGE_MODEL):
         shutil.copy(models_dir() / name, models / name)
-    shutil.copy(DEVELOPMENT_ORIENTATION, models / ORIENTATION_MODEL)
+    shutil.copy(DEVELOPMENT / ORIENTATION_MODEL, models / ORIENTATION_MODEL)
     out = tmp_path / "plan.json"
 
     run = plan(str(tmp_path / "case"), "--models", str(models), "--json", str(out))
@@ -67,3 +67,6 @@ def test_plan_says_why_when_nothing_can_be_planned(tmp_path):
     (tmp_path / "empty").mkdir()
     empty = plan(str(tmp_path / "empty"))
     assert empty.returncode == 2 and "no files to plan" in empty.stderr
+    no_models = plan(str(tmp_path), "--models", str(tmp_path / "empty"))
+    assert no_models.returncode == 2
+    assert "no localizer_iq_net.keras or coverage_net.keras" in no_models.stderr
