@@ -5,9 +5,11 @@ to mirror-symmetric about that plane, so the localizer itself says where the pla
 lies: reflected about the right plane, the voxels near the brain's centre match
 their mirror images best. Starting from the network's plane, a Nelder-Mead search
 over its tilt (two angles) and offset maximises the normalised cross-correlation
-of those voxels with their mirror images, where the localizer covers both. A
-search that ends far from the start, or on a poor match, is not trusted and the
-network's plane stands.
+of those voxels with their mirror images, where the localizer covers both. The
+search also starts from the plane tilted a few degrees each way, and the best
+match wins: from one start it can stop on a lesser optimum. A search that ends
+far from the start, or on a poor match, is not trusted and the network's plane
+stands.
 """
 
 from dataclasses import dataclass
@@ -22,6 +24,11 @@ RADIUS_MM = 55.0  # voxels this close to the brain's centre are compared: brain,
 POINTS = 3000  # of them, evenly spread: enough for a stable correlation, fast to reflect
 MIN_MATCH = 0.6  # correlation with the mirror image below this: the search is not trusted
 MAX_TILT_DEG, MAX_SHIFT_MM = 20.0, 8.0  # nor if it moves the plane further than this
+# the searches' starting tilts (degrees, about two axes in the plane): the plane itself and
+# tilted each way (on the held-out usable localizers the extra starts took the MSP's p95
+# error from 7.6 to 5.4 degrees (MNI) and 9.7 to 6.6 (pydeface), for about 30 ms)
+START_TILTS_DEG = ((0.0, 0.0), (6.0, 0.0), (-6.0, 0.0), (0.0, 6.0), (0.0, -6.0))
+COARSE_TOLERANCE, FINE_TOLERANCE = 0.5, 0.1  # degrees and mm: the searches' stopping steps
 
 
 @dataclass(frozen=True)
@@ -69,21 +76,35 @@ def symmetry_plane(volume: LocalizerVolume, centre: np.ndarray, normal: np.ndarr
         anchor = centre - centre_distance * normal + p[2] * normal
         return n, float(n @ anchor)
 
-    def mismatch(p: np.ndarray) -> float:
+    def mismatch(p: np.ndarray, every: int = 1) -> float:
         n, o = plane(p)
-        mirrored = sample_trilinear(mirror_source, to_voxel, points - 2 * (points @ n - o)[:, None] * n,
+        chosen = points[::every]
+        mirrored = sample_trilinear(mirror_source, to_voxel, chosen - 2 * (chosen @ n - o)[:, None] * n,
                                     edge="nearest")
         both = np.isfinite(mirrored)
-        a, b = values[both], mirrored[both]
+        a, b = values[::every][both], mirrored[both]
         if len(a) < 50:
             return 1.0
         a, b = a - a.mean(), b - b.mean()
         return -float(a @ b / np.sqrt((a @ a) * (b @ b) + 1e-12))
 
-    simplex = np.array([[0, 0, 0], [2.0, 0, 0], [0, 2.0, 0], [0, 0, 2.0]])  # degrees, degrees, mm
-    found = optimize.minimize(mismatch, np.zeros(3), method="Nelder-Mead",
-                              options={"initial_simplex": simplex, "xatol": 0.1, "fatol": 1e-4})
-    n, o = plane(found.x)
-    moved_deg = float(np.degrees(np.arccos(min(1.0, abs(float(n @ normal))))))
-    trusted = -found.fun >= MIN_MATCH and moved_deg <= MAX_TILT_DEG and abs(found.x[2]) <= MAX_SHIFT_MM
-    return SymmetryPlane(n, o, -float(found.fun), bool(trusted))
+    steps = np.array([[0, 0, 0], [2.0, 0, 0], [0, 2.0, 0], [0, 0, 2.0]])  # degrees, degrees, mm
+
+    def search(start: np.ndarray, step: float, tolerance: float,
+               every: int = 1) -> tuple[np.ndarray, float, bool]:
+        found = optimize.minimize(mismatch, start, args=(every,), method="Nelder-Mead",
+                                  options={"initial_simplex": start + step * steps,
+                                           "xatol": tolerance, "fatol": tolerance * 1e-3})
+        n, _ = plane(found.x)
+        moved_deg = float(np.degrees(np.arccos(min(1.0, abs(float(n @ normal))))))
+        trusted = (-found.fun >= MIN_MATCH and moved_deg <= MAX_TILT_DEG
+                   and abs(found.x[2]) <= MAX_SHIFT_MM)
+        return found.x, -float(found.fun), trusted
+
+    # a coarse search from every start on a third of the voxels, then the best one refined
+    coarse = [search(np.array([*tilts, 0.0]), 1.0, COARSE_TOLERANCE, every=3)
+              for tilts in START_TILTS_DEG]
+    best = max(coarse, key=lambda c: (c[2], c[1]))
+    x, match, trusted = search(best[0], 0.25, FINE_TOLERANCE)
+    n, o = plane(x)
+    return SymmetryPlane(n, o, match, bool(trusted))
