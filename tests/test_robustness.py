@@ -270,3 +270,23 @@ def test_job_interrupted_by_a_crash_runs_again_after_restart(make_node, localize
     assert len(jobs) == 1 and jobs[0]["state"] == "done", jobs
     assert jobs[0]["attempts"] == 2
     assert "1 re-queued" in node.log()
+
+
+def test_worker_whose_node_died_while_it_started_exits_at_once(tmp_path):
+    """A worker that finds it no longer has the node as its parent (SIGKILL during its
+    start-up, before it could ask to die with the node) leaves instead of taking jobs."""
+    import multiprocessing
+
+    from isp_node.jobs.workers import WorkerSpec, worker_main
+
+    spec = WorkerSpec(tmp_path / "index.sqlite", tmp_path / "storage",
+                      "planners:make_truth_planner", "WARNING")
+    ctx = multiprocessing.get_context("spawn")
+    stop = ctx.Event()  # never set: only the missing node can end this worker
+    orphan = ctx.Process(target=worker_main, args=(spec, stop, -1))  # -1: no process's pid
+    orphan.start()
+    orphan.join(timeout=120)
+    if orphan.is_alive():
+        orphan.kill()
+    assert orphan.exitcode == 0
+    assert not spec.db_path.exists()  # it opened nothing

@@ -81,9 +81,13 @@ def _die_with_parent() -> None:
         pass  # not Linux: the parent check in the job loop still applies
 
 
-def worker_main(spec: WorkerSpec, stop: Event) -> None:
-    """Entry point of a worker process: take jobs until `stop` is set."""
+def worker_main(spec: WorkerSpec, stop: Event, parent: int | None = None) -> None:
+    """Entry point of a worker process: take jobs until `stop` is set or the node
+    (process `parent`, by default this process's parent) is gone."""
     _die_with_parent()
+    parent = os.getppid() if parent is None else parent
+    if os.getppid() != parent:  # the node died while this process was starting
+        return
     configure_logging(spec.log_level)
     # The main process decides when workers stop (after their current job), so
     # terminal and service-manager signals are left to it.
@@ -93,7 +97,6 @@ def worker_main(spec: WorkerSpec, stop: Event) -> None:
     # checks would refuse a scanner's odd value and cost more than the planning.
     pydicom.config.settings.reading_validation_mode = pydicom.config.IGNORE
     pydicom.config.settings.writing_validation_mode = pydicom.config.IGNORE
-    parent = os.getppid()
     db = Database(spec.db_path)
     archive = Archive(spec.storage_root, db, owner=False,
                       on_new_instance=lambda conn, ds, _: forwards.enqueue(
@@ -125,7 +128,7 @@ class WorkerPool:
 
     def _spawn(self) -> None:
         process = self._ctx.Process(
-            target=worker_main, args=(self.spec, self._stop), name="isp-node-worker"
+            target=worker_main, args=(self.spec, self._stop, os.getpid()), name="isp-node-worker"
         )
         process.start()
         self._processes.append(process)
