@@ -12,6 +12,7 @@ import hashlib
 import os
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -101,7 +102,7 @@ class Cascade:
         return result
 
 
-def plan_files(cascade: Cascade, files) -> dict:
+def plan_files(cascade: Cascade, files: Iterable[Path]) -> dict:
     """The planner's result for one localizer's DICOM files: files that cannot be read
     are listed in "skipped_files"; with no readable localizer image the result is not
     usable and says why."""
