@@ -110,6 +110,9 @@ TRAIN_DATA = {"first_seed": 0, "count": 2000, "heads": ("mni",), "views": 2}
 # grain of an image anti-aliased by the loader is not the fast path's)
 TRAIN_DATA_FULL_RESOLUTION = {"first_seed": 2000, "count": 400, "heads": ("mni",), "views": 2,
                               "full_resolution": True}
+# the fine stage learns on usable localizers only: it runs on no other
+FINE_TRAIN_DATA = {"first_seed": 0, "count": 2000, "heads": ("mni",), "views": 2,
+                   "unusable_fraction": 0.0, "fine": True}
 EVAL_DATA = {"pydeface": {"first_seed": 1_000_000, "count": 300, "heads": ("pydeface",)},
              "mni": {"first_seed": 2_000_000, "count": 200, "heads": ("mni",)}}
 EVAL_DICOM = {"pydeface": (3_000_000, 60), "mni": (4_000_000, 40)}  # localizers written as DICOM
@@ -129,8 +132,8 @@ def _train(args: argparse.Namespace) -> int:
         recipe = replace(recipe, seed=args.seed)
     if args.start_from:
         recipe = replace(recipe, start_from=str(args.start_from))
-    data = [Path(args.data) / "train"]
-    make_dataset(data[0], DatasetSpec(**TRAIN_DATA))
+    data = [Path(args.data) / ("train_fine" if args.task == "fine" else "train")]
+    make_dataset(data[0], DatasetSpec(**(FINE_TRAIN_DATA if args.task == "fine" else TRAIN_DATA)))
     if args.task == "iq":
         data.append(Path(args.data) / "train_full_resolution")
         make_dataset(data[1], DatasetSpec(**TRAIN_DATA_FULL_RESOLUTION))
@@ -139,7 +142,7 @@ def _train(args: argparse.Namespace) -> int:
     out = Path(args.models)
     out.mkdir(parents=True, exist_ok=True)
     name = {"iq": "localizer_iq_net", "coverage": "coverage_net",
-            "orientation": "orientation_net"}[args.task]
+            "orientation": "orientation_net", "fine": "orientation_fine_net"}[args.task]
     model.save(out / f"{name}.keras")
     import json
 
@@ -154,33 +157,41 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     from isp_node.cascade.datasets import DatasetSpec, make_dataset
     from isp_node.cascade.evaluation import (
-        evaluate_consistency, evaluate_coverage, evaluate_iq, evaluate_orientation,
+        cascade_plan, evaluate_consistency, evaluate_coverage, evaluate_iq, evaluate_orientation,
         evaluate_through_dicom)
     from isp_node.cascade.planner import Cascade
     from isp_node.cascade.inference import load_model, warm_function
 
     configure_logging("WARNING")
+    results, records = {}, {}
+    if args.task == "orientation":  # the whole cascade, as the node plans
+        cascade = Cascade(Path(args.models))
+        if cascade.orientation is None:
+            print(f"isp-node: no orientation_net.keras in {args.models}", file=sys.stderr)
+            return 2
+        plan = cascade_plan(cascade)
+        for name, spec in EVAL_DATA.items():
+            results[name] = evaluate_orientation(
+                plan, range(spec["first_seed"], spec["first_seed"] + spec["count"]),
+                spec["heads"][0], records=records.setdefault(name, []))
+            results[name]["consistency"] = evaluate_consistency(
+                plan, spec["heads"][0], range(5_000_000, 5_000_003))
+        results["models"] = cascade.models
+        if args.planes:
+            Path(args.planes).write_text(json.dumps(records))
+        print(json.dumps(results, indent=1))
+        return 0
 
     def network(name: str):  # as the node runs it: warm, batch normalisations folded
         return warm_function(load_model(Path(args.models) / name))
 
     coverage = network("coverage_net.keras")
     iq = network("localizer_iq_net.keras") if args.task == "iq" else None
-    orientation = network("orientation_net.keras") if args.task == "orientation" else None
-    results, planes = {}, {}
     for name, spec in EVAL_DATA.items():
         shards = make_dataset(Path(args.data) / f"eval_{name}",
                               DatasetSpec(**spec, unusable_fraction=0.35))
         results[name] = evaluate_iq(iq, coverage, shards) if args.task == "iq" \
-            else evaluate_orientation(orientation, shards, planes.setdefault(name, [])) \
-            if args.task == "orientation" else evaluate_coverage(coverage, shards)
-    if args.planes and args.task == "orientation":
-        Path(args.planes).write_text(json.dumps(planes))
-    if args.task == "orientation":
-        for name in EVAL_DATA:
-            results[name]["consistency"] = evaluate_consistency(
-                lambda s: orientation(s.orientation.tensor()[None]).numpy()[0],
-                EVAL_DATA[name]["heads"][0], range(5_000_000, 5_000_003))
+            else evaluate_coverage(coverage, shards)
     if args.task == "iq":
         cascade = Cascade(Path(args.models))
         for name, (first, count) in EVAL_DICOM.items():
@@ -270,9 +281,12 @@ def build_parser() -> argparse.ArgumentParser:
                                   "into --data on first use (shards, reused afterwards)" + (
                                       "; training checkpoints into --work and resumes from "
                                       "there." if name == "train" else "."))
-        sub.add_argument("task", choices=("iq", "coverage", "orientation"),
+        sub.add_argument("task", choices=("iq", "coverage", "orientation") + (
+                         ("fine",) if name == "train" else ()),
                          help="iq: LocalizerIQ-Net; coverage: Coverage-Net; "
-                         "orientation: Orientation-Net")
+                         "orientation: Orientation-Net" + (
+                             "; fine: Orientation-Net's fine stage" if name == "train" else
+                             " (the whole cascade, with the fine stage where installed)"))
         sub.add_argument("--data", default="var/data", help="simulated data sets (default var/data)")
         sub.add_argument("--models", default="models", help="trained models (default models)")
         if name == "train":
@@ -286,7 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "a development checkpoint further")
         else:
             sub.add_argument("--planes", metavar="FILE", help="orientation: also write every "
-                             "evaluated plane's errors and fit measures here (JSON), to "
+                             "evaluated plane's errors, confidence and status here (JSON), to "
                              "calibrate the confidence")
         sub.set_defaults(func=func)
     return parser

@@ -6,7 +6,8 @@ from pathlib import Path
 import numpy as np
 
 from isp_node.cascade.models import build_orientation_net
-from isp_node.cascade.planner import COVERAGE_MODEL, IQ_MODEL, Cascade, models_dir
+from isp_node.cascade.orientation import FINE_SHAPE
+from isp_node.cascade.planner import COVERAGE_MODEL, FINE_MODEL, IQ_MODEL, Cascade, models_dir
 from isp_node.geometry import PLANE_KEYS
 from isp_node.pipeline.result import PlanningResult
 from isp_node.simulation.cases import simulate_case
@@ -24,6 +25,10 @@ def test_installed_orientation_net_gives_planes_in_the_planner_shape(tmp_path: P
                            resolution_mm=GRID_SPACING_MM).slices
     result = cascade.run(slices)
     assert without.run(slices)["planes"] == []
+    build_orientation_net(len(PLANE_KEYS), FINE_SHAPE).save(tmp_path / FINE_MODEL)
+    fine = Cascade(tmp_path)
+    assert cascade.fine is None and "Orientation-Net fine stage" in fine.models
+    assert {p["key"] for p in fine.run(slices)["planes"]} <= set(PLANE_KEYS)
     assert result["usable"] and isinstance(result["planes"], list)
     parsed = PlanningResult.from_json(result)  # whatever an untrained net finds is encodable
     assert {p.key for p in parsed.planes} <= set(PLANE_KEYS)

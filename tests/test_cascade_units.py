@@ -152,3 +152,27 @@ def test_orientation_training_runs_on_a_shard(tmp_path):
     for before, after in zip(model.get_weights(), again.get_weights()):
         if before.ndim > 1:  # kernels (batch-norm statistics move even at rate 0)
             np.testing.assert_array_equal(before, after)
+
+
+def test_fine_stage_learns_on_shards_of_its_own_grid(tmp_path):
+    """Fine shards hold the localizer on the 1.5 mm grid about the true AC-PC midpoint
+    (jittered) and the true planes; the fine stage trains on them."""
+    from isp_node.cascade.datasets import DatasetSpec, load_shards, make_dataset
+    from isp_node.cascade.orientation import FINE_SHAPE, FINE_SPACING_MM
+    from isp_node.cascade.training import Recipe, train
+    from isp_node.geometry import PLANE_KEYS
+
+    paths = make_dataset(tmp_path / "fine", DatasetSpec(first_seed=40, count=2, heads=("mni",),
+                                                        unusable_fraction=0.0, fine=True),
+                         processes=1, progress=False)
+    data = load_shards(paths, ("fine_volumes", "fine_grids", "planes"))
+    assert data["fine_volumes"].shape == (2, *FINE_SHAPE, 2)
+    assert np.all(data["fine_grids"][:, 3] == FINE_SPACING_MM)
+    centres = data["fine_grids"][:, :3] + FINE_SPACING_MM * (np.array(FINE_SHAPE) - 1) / 2
+    off = np.linalg.norm(centres - data["planes"][:, PLANE_KEYS.index("ACPC"), 0], axis=1)
+    assert np.all(off > 0) and np.all(off < 25)  # jittered about the true AC-PC midpoint
+    assert data["fine_volumes"][..., 1].mean() > 0.2  # the localizer's slices cross it
+    model, state = train(Recipe("fine", steps=1, batch=2, learning_rate=1e-3), [tmp_path / "fine"],
+                         tmp_path / "work", progress=False)
+    assert model.output_shape == (None, *FINE_SHAPE, 2 * len(PLANE_KEYS))
+    assert np.isfinite(state["losses"][-1][1])

@@ -36,6 +36,34 @@ def test_targets_decode_into_the_catalogue_planes(mni_head):
         assert found.fit.residual_mm < 0.5
 
 
+def test_fine_targets_decode_into_the_catalogue_planes_in_a_given_frame(mni_head):
+    """On the fine grid about the AC-PC midpoint (off by a few mm), the targets decode into
+    the planes the fine stage plans; the MSP handed over from the first stage is kept as
+    it is, mirror match and all."""
+    from dataclasses import replace
+
+    from isp_node.cascade.orientation import FINE_KEYS, FittedPlane, fine_grid
+
+    pose = rigid(head_rotation(-11, 7, 4), np.array([3.0, 8.0, -6.0]))
+    truth = {key: transform_plane(p, pose) for key, p in plane_catalogue(mni_head.landmarks).items()}
+    coarse = planes_from_outputs(*_decodable(orientation_grid(truth["ACPC"].centre, 170.0), truth))
+    handed = replace(coarse["MSP"], mirror_match=0.8)
+    grid = fine_grid(truth["ACPC"].centre + np.array([3.0, -2.0, 4.0]))
+    assert grid.shape == (48, 48, 48) and grid.spacing == 1.5
+    decoded = planes_from_outputs(*_decodable(grid, truth), centre_from_acpc_mm=(0.0, 0.0, 0.0),
+                                  msp=handed)
+    assert decoded["MSP"].fit is handed.fit and decoded["ACPC"].mirror_match == 0.8
+    for key in FINE_KEYS:
+        assert normal_angle_deg(decoded[key].plane, truth[key], oriented=True) < 0.05, key
+        assert abs(truth[key].signed_distance(decoded[key].plane.centre)) < 0.05, key
+
+
+def _decodable(grid, truth: dict) -> tuple:
+    """(grid, distance, heat) as a perfect network would give them for `truth`."""
+    targets = plane_targets(grid, plane_array(truth))
+    return grid, targets.distance, targets.heat
+
+
 def test_distance_is_learnt_wherever_the_decoding_looks_for_votes(mni_head):
     truth = plane_catalogue(mni_head.landmarks)
     grid = orientation_grid(truth["ACPC"].centre, 170.0)
@@ -102,75 +130,61 @@ def test_a_head_that_does_not_mirror_itself_lowers_every_plane_s_confidence(mni_
     assert all(c < u for c, u in zip(confidences(0.7), unchecked))
 
 
-class _Outputs:
-    """Network outputs known in advance, handed out batch by batch as a model would."""
+def _entries(planes: dict, status: str = "OK") -> list[dict]:
+    """Planner JSON entries of known planes."""
+    from isp_node.geometry.planes import plane_json
 
-    def __init__(self, outputs: np.ndarray) -> None:
-        self.outputs, self.given = outputs, 0
-
-    def __call__(self, x, training=False):
-        out = self.outputs[self.given:self.given + len(x)]
-        self.given += len(x)
-        return type("Tensor", (), {"numpy": lambda _: out})()
+    return [{"key": key, **plane_json(p), "confidence": 0.9, "status": status}
+            for key, p in planes.items()]
 
 
-def test_evaluation_measures_known_errors(mni_head, tmp_path):
-    """Outputs made from the truth with MSP turned by 2 degrees and ACPC shifted by 1.5 mm
-    are measured as exactly that; the planes oriented by their own landmarks as exact."""
-    from isp_node.cascade.datasets import FORMAT
+def test_evaluation_measures_known_errors():
+    """A planner whose MSP is turned by 2 degrees and whose ACPC is shifted by 1.5 mm is
+    measured as exactly that, its other planes as exact; the localizers it refuses and
+    the unusable ones it plans all the same are counted apart."""
     from isp_node.cascade.evaluation import evaluate_orientation
-    from isp_node.cascade.orientation import ORIENTATION_SHAPE
     from isp_node.geometry.planes import Plane
 
-    truth = plane_catalogue(mni_head.landmarks)
-    grid = orientation_grid(truth["ACPC"].centre, 170.0)
-    wrong = dict(truth)
-    rotation = head_rotation(0, 0, 2.0)  # yaw turns the MSP normal by 2 degrees
-    msp = truth["MSP"]
-    wrong["MSP"] = Plane(msp.centre, rotation @ msp.normal, rotation @ msp.row, rotation @ msp.col,
-                         msp.fov_mm, msp.slab_mm, msp.n_slices, msp.spacing_mm)
-    acpc = truth["ACPC"]
-    wrong["ACPC"] = Plane(acpc.centre + 1.5 * acpc.normal, acpc.normal, acpc.row, acpc.col,
-                          acpc.fov_mm, acpc.slab_mm, acpc.n_slices, acpc.spacing_mm)
-    made = plane_targets(grid, plane_array(wrong))
-    outputs = np.repeat(np.concatenate([made.distance, made.heat], axis=-1)[None], 2, axis=0)
-    # the same localizer twice, the second judged unusable: it is measured apart
-    np.savez_compressed(tmp_path / f"shard_v{FORMAT}_00000000_2.npz", seeds=np.arange(2),
-                        orientation_volumes=np.zeros((2, *ORIENTATION_SHAPE, 2), np.float16),
-                        orientation_grids=np.array([[*grid.origin, grid.spacing]] * 2, np.float32),
-                        planes=np.repeat(plane_array(truth)[None], 2, axis=0),
-                        usable=np.array([True, False]))
-    planes = []
-    result = evaluate_orientation(_Outputs(outputs), sorted(tmp_path.glob("*.npz")), planes)
-    assert result["cases"] == 1 and result["planes_missing"] == 0 and len(planes) == len(PLANE_KEYS)
-    assert result["unusable_with_brain"]["cases"] == 1
-    assert abs(result["unusable_with_brain"]["angle_deg_median"]["MSP"] - 2.0) < 0.05
-    records = {r["key"]: r for r in planes}
-    assert set(records) == set(PLANE_KEYS) and abs(records["MSP"]["angle_deg"] - 2.0) < 0.05
-    assert records["COW"]["residual_mm"] < 0.5 and records["COW"]["support"] > 200
+    seen = []
+
+    def plan(case):
+        seen.append(case.usable)
+        if case.usable and seen.count(True) == 1:
+            return []  # the first usable localizer refused
+        wrong = dict(case.planes)
+        rotation = head_rotation(0, 0, 2.0)  # yaw turns the MSP normal by 2 degrees
+        msp, acpc = wrong["MSP"], wrong["ACPC"]
+        wrong["MSP"] = Plane(msp.centre, rotation @ msp.normal, rotation @ msp.row,
+                             rotation @ msp.col, msp.fov_mm, msp.slab_mm, msp.n_slices, msp.spacing_mm)
+        wrong["ACPC"] = Plane(acpc.centre + 1.5 * acpc.normal, acpc.normal, acpc.row, acpc.col,
+                              acpc.fov_mm, acpc.slab_mm, acpc.n_slices, acpc.spacing_mm)
+        return _entries(wrong)
+
+    records = []
+    result = evaluate_orientation(plan, range(2_000_000, 2_000_006), "mni", unusable_fraction=0.5,
+                                  records=records, progress=False)
+    usable, unusable = seen.count(True), seen.count(False)
+    assert usable >= 2 and unusable >= 1  # these seeds give both
+    assert result["cases"] == usable and result["refused"] == 1 and result["planes_missing"] == 0
+    assert result["unusable_planned"]["cases"] == result["unusable_planned"]["of"] == unusable
+    assert abs(result["unusable_planned"]["angle_deg_median"]["MSP"] - 2.0) < 0.05
+    assert len(records) == (usable - 1) * len(PLANE_KEYS)
     assert abs(result["angle_deg_median_p95_max"]["MSP"][0] - 2.0) < 0.05
     assert abs(result["distance_mm_median_p95_max"]["ACPC"][0] - 1.5) < 0.05
-    # the template's ACPC lies 5.6 degrees off the scanner's axial plane
+    assert result["angle_deg_median_p95_max"]["OM"][2] <= 0.02  # truth held as float32
+    assert result["distance_mm_median_p95_max"]["COW"][2] <= 0.02
     by_tilt = result["angle_deg_median_by_tilt"]
-    assert by_tilt["under 10"]["cases"] == 1 and abs(by_tilt["under 10"]["MSP"] - 2.0) < 0.05
-    assert by_tilt["10-20"] == {"cases": 0} and by_tilt["20 or more"] == {"cases": 0}
-    # a plane the catalogue orients by its own landmarks is exact; one it ties to the head
-    # frame (COW: the frame's Superior) follows the frame's error, a fraction of MSP's here
-    assert result["angle_deg_median_p95_max"]["OM"][0] < 0.05
-    assert result["distance_mm_median_p95_max"]["OM"][0] < 0.05
-    assert result["angle_deg_median_p95_max"]["COW"][0] < 0.5
+    assert sum(band["cases"] for band in by_tilt.values()) == usable - 1
+    assert result["bad_planes"] == 0 and result["good_planes_not_ok"] == 0.0
 
 
 def test_consistency_of_true_planes_is_exact():
-    """Outputs made from each pose's true planes, carried back into the head, coincide:
-    the spread measures the network, not the bookkeeping of poses."""
+    """The true planes of each pose, carried back into the head, coincide: the spread
+    measures the planner, not the bookkeeping of poses."""
     from isp_node.cascade.evaluation import evaluate_consistency
 
-    def oracle(sample):
-        made = plane_targets(sample.orientation.grid, plane_array(sample.planes))
-        return np.concatenate([made.distance, made.heat], axis=-1)
-
-    result = evaluate_consistency(oracle, "mni", range(11, 12), poses=3, mirror=False)
+    result = evaluate_consistency(lambda case: _entries(case.planes), "mni", range(11, 12),
+                                  poses=3, progress=False)
     assert set(result["angle_sd_deg"]) == set(PLANE_KEYS)
     assert max(result["angle_sd_deg"].values()) < 0.05
     assert max(result["distance_sd_mm"].values()) < 0.05

@@ -28,6 +28,7 @@ class DatasetSpec:
     unusable_fraction: float = 0.35
     views: int = 1
     full_resolution: bool = False  # images rendered as the scanner sends them, not the fast path's
+    fine: bool = False  # the fine stage's inputs only (`tensors.fine_sample`)
 
     def shard_seeds(self) -> list[int]:
         return list(range(self.first_seed, self.first_seed + self.count, SHARD_SIZE))
@@ -37,6 +38,8 @@ def _make_shard(args: tuple[Path, int, int, DatasetSpec]) -> Path:
     from isp_node.simulation.tensors import training_sample
 
     path, first, count, spec = args
+    if spec.fine:
+        return _make_fine_shard(path, first, count, spec)
     volumes, brains, images, labels, owners, usable, origins, planes, seeds = ([] for _ in range(9))
     kinds, orientations, areas, orientation_volumes, orientation_grids = [], [], [], [], []
     for seed in range(first, first + count):
@@ -71,6 +74,23 @@ def _make_shard(args: tuple[Path, int, int, DatasetSpec]) -> Path:
                         brain_mm2=np.concatenate(areas),
                         orientation_volumes=np.stack(orientation_volumes),
                         orientation_grids=np.stack(orientation_grids))
+    tmp.rename(path)
+    return path
+
+
+def _make_fine_shard(path: Path, first: int, count: int, spec: DatasetSpec) -> Path:
+    from isp_node.simulation.tensors import fine_sample
+
+    volumes, grids, planes = [], [], []
+    for seed in range(first, first + count):
+        volume, truth = fine_sample(seed, heads=spec.heads, unusable_fraction=spec.unusable_fraction,
+                                    anatomy_seed=seed - seed % spec.views)
+        volumes.append(volume.tensor().astype(np.float16))
+        grids.append(np.append(volume.grid.origin, volume.grid.spacing).astype(np.float32))
+        planes.append(plane_array(truth))
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez_compressed(tmp, fine_volumes=np.stack(volumes), fine_grids=np.stack(grids),
+                        planes=np.stack(planes), seeds=np.arange(first, first + count))
     tmp.rename(path)
     return path
 

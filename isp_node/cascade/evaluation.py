@@ -2,6 +2,7 @@
 
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -10,13 +11,12 @@ from tqdm import tqdm
 from isp_node.cascade import datasets
 from isp_node.cascade.brain import brain_extent
 from isp_node.cascade.models import IQ_CLASSES
-from isp_node.cascade.orientation import planes_from_outputs, planned_planes
+from isp_node.cascade.orientation import FINE_SPACING_MM, plane_array
 from isp_node.cascade.verdict import localizer_verdict
 from isp_node.geometry import PLANE_KEYS
 from isp_node.pipeline.loader import load_localizer
-from isp_node.pipeline.volume import Grid, LocalizerVolume
-from isp_node.simulation.cases import ANATOMY_MIN_BRAIN_MM2, simulate_case
-from isp_node.simulation.tensors import GRID_SPACING_MM, training_sample
+from isp_node.simulation.cases import ANATOMY_MIN_BRAIN_MM2, SimulatedCase, simulate_case
+from isp_node.simulation.tensors import GRID_SPACING_MM
 
 VOXEL_ML = GRID_SPACING_MM**3 / 1000.0
 
@@ -128,110 +128,130 @@ def evaluate_through_dicom(cascade, seeds: range, head: str, unusable_fraction: 
 
 TILT_BANDS_DEG = {"under 10": (0.0, 10.0), "10-20": (10.0, 20.0), "20 or more": (20.0, 91.0)}
 TILT_KEYS = ("MSP", "ACPC", "HIPPO_AX", "HIPPO_COR")
+PLANNED_MM = FINE_SPACING_MM  # localizers to plan are rendered no finer than the finest grid
+
+Plan = Callable[[SimulatedCase], list[dict]]  # a simulated localizer -> the planner's plane entries
 
 
-def evaluate_orientation(model, shards: list[Path], planes: list[dict] | None = None) -> dict:
-    """Per plane key: angle (degrees) between predicted and true normals and distance (mm)
-    from the true centre to the predicted plane, median / p95 / max over the usable
-    localizers with a brain to plan on (stage 3 runs on no other); the medians of the key
-    planes on the unusable ones that show a brain (noise, artifacts), apart; how many
-    planes were found; and whether the status flags the bad ones
-    (error above 3 degrees or 3 mm should not be OK); and the key planes' median angle
-    by how far the head is tilted (the true ACPC against the scanner's axial plane), since
-    a network can learn to draw planes towards the scanner's axes. Every plane's errors and
-    fit measures are appended to `planes`, if given (to calibrate the confidence)."""
-    data = datasets.load_shards(shards, ("orientation_volumes", "orientation_grids", "planes",
-                                         "usable"))
-    keep = np.isfinite(data["orientation_grids"][:, 3])
-    angles = {key: [] for key in PLANE_KEYS}
-    distances = {key: [] for key in PLANE_KEYS}
-    refused = {key: ([], []) for key in TILT_KEYS}  # angles, distances on unusable localizers
-    bad_flagged, good_flagged, missing = [], [], 0
-    by_tilt = {band: {key: [] for key in TILT_KEYS} for band in TILT_BANDS_DEG}
-    outputs = predict_in_batches(model, data["orientation_volumes"][keep], 2)
-    for out, volume, g, truth, usable in zip(outputs, data["orientation_volumes"][keep],
-                                             data["orientation_grids"][keep], data["planes"][keep],
-                                             data["usable"][keep]):
-        grid = Grid(tuple(out.shape[:3]), float(g[3]), g[:3].astype(float))
-        fitted = planes_from_outputs(grid, out[..., :len(PLANE_KEYS)], out[..., len(PLANE_KEYS):],
-                                     volume=LocalizerVolume(*np.moveaxis(volume, -1, 0), grid))
-        entries = {e["key"]: e for e in planned_planes(fitted)}
+def cascade_plan(cascade) -> Plan:
+    """The planes the node's cascade gives a simulated localizer (none where it judges it unusable)."""
+    return lambda case: cascade.run(case.slices)["planes"]
+
+
+class PlaneScores:
+    """Errors of planned planes against the truth, gathered localizer by localizer: per
+    plane key the angle (degrees) between planned and true normals and the distance (mm)
+    from the true centre to the planned plane."""
+
+    def __init__(self, records: list[dict] | None = None) -> None:
+        self.records = records  # every measured plane, if given (to calibrate the confidence)
+        self.angles = {key: [] for key in PLANE_KEYS}
+        self.distances = {key: [] for key in PLANE_KEYS}
+        self.by_tilt = {band: {key: [] for key in TILT_KEYS} for band in TILT_BANDS_DEG}
+        self.unusable = {key: ([], []) for key in TILT_KEYS}  # angles, distances
+        self.bad_flagged, self.good_flagged = [], []
+        self.cases, self.refused, self.unusable_cases, self.unusable_planned, self.missing = 0, 0, 0, 0, 0
+
+    def add(self, entries: list[dict], truth: np.ndarray, usable: bool) -> None:
+        """One localizer's plane entries against its true planes (`orientation.plane_array`)."""
+        if not usable:
+            self.unusable_cases += 1
+            self.unusable_planned += bool(entries)
+        else:
+            self.cases += 1
+            self.refused += not entries
+        if not entries:
+            return
+        found = {e["key"]: e for e in entries}
         acpc = truth[PLANE_KEYS.index("ACPC"), 1]
         tilt = float(np.degrees(np.arccos(min(1.0, abs(float(acpc[2]) / np.linalg.norm(acpc))))))
         band = next(b for b, (low, high) in TILT_BANDS_DEG.items() if low <= tilt < high)
         for k, key in enumerate(PLANE_KEYS):
-            if key not in entries:
-                missing += int(usable)  # planes of a localizer stage 3 runs on
+            if key not in found:
+                self.missing += int(usable)
                 continue
-            normal, centre = np.asarray(entries[key]["normal"]), np.asarray(entries[key]["centre"])
+            normal, centre = np.asarray(found[key]["normal"]), np.asarray(found[key]["centre"])
             angle = float(np.degrees(np.arccos(min(1.0, abs(float(normal @ truth[k, 1]))))))
             distance = abs(float((truth[k, 0] - centre) @ normal))
             if not usable:
                 if key in TILT_KEYS:
-                    refused[key][0].append(angle)
-                    refused[key][1].append(distance)
+                    self.unusable[key][0].append(angle)
+                    self.unusable[key][1].append(distance)
                 continue
-            angles[key].append(angle)
-            distances[key].append(distance)
+            self.angles[key].append(angle)
+            self.distances[key].append(distance)
             if key in TILT_KEYS:
-                by_tilt[band][key].append(angle)
+                self.by_tilt[band][key].append(angle)
             bad = angle > 3.0 or distance > 3.0
-            (bad_flagged if bad else good_flagged).append(entries[key]["status"] != "OK")
-            if planes is not None:
-                fit = fitted[key].fit
-                planes.append({"key": key, "angle_deg": angle, "distance_mm": distance,
-                               "residual_mm": fit.residual_mm, "support": fit.support,
-                               "gradient": fit.gradient, "confidence": entries[key]["confidence"],
-                               "mirror_match": fitted[key].mirror_match,
-                               "msp_acpc_cosine": abs(float(fitted["MSP"].fit.normal
-                                                            @ fitted["ACPC"].fit.normal))})
+            (self.bad_flagged if bad else self.good_flagged).append(found[key]["status"] != "OK")
+            if self.records is not None:
+                self.records.append({"key": key, "angle_deg": angle, "distance_mm": distance,
+                                     "confidence": found[key]["confidence"],
+                                     "status": found[key]["status"]})
 
-    def stats(values: list[float]) -> list[float]:
-        return [round(float(np.median(values)), 2), round(float(np.percentile(values, 95)), 2),
-                round(float(np.max(values)), 2)] if values else []
+    def summary(self) -> dict:
+        """Median / p95 / max per key over the usable localizers; how many the planner
+        refused and how many planes it left out; the key planes' median angle by how far
+        the head is tilted (the true ACPC against the scanner's axial plane: a network can
+        learn to draw planes towards the scanner's axes); the key planes on unusable
+        localizers that were planned all the same, apart; and whether the status flags the
+        bad planes (error above 3 degrees or 3 mm should not be OK)."""
 
-    return {"cases": int(np.sum(data["usable"][keep])), "planes_missing": missing,
-            "angle_deg_median_p95_max": {key: stats(v) for key, v in angles.items()},
-            "distance_mm_median_p95_max": {key: stats(v) for key, v in distances.items()},
-            "angle_deg_median_by_tilt": {
-                band: {"cases": len(v["ACPC"]),
-                       **{key: round(float(np.median(a)), 2) for key, a in v.items() if a}}
-                for band, v in by_tilt.items()},
-            "unusable_with_brain": {
-                "cases": int(np.sum(~data["usable"][keep])),
-                "angle_deg_median": {k: round(float(np.median(a)), 2)
-                                     for k, (a, _) in refused.items() if a},
-                "distance_mm_median": {k: round(float(np.median(d)), 2)
-                                       for k, (_, d) in refused.items() if d}},
-            "bad_planes_not_ok": float(np.mean(bad_flagged)) if bad_flagged else 1.0,
-            "bad_planes": len(bad_flagged),
-            "good_planes_not_ok": float(np.mean(good_flagged)) if good_flagged else 0.0}
+        def stats(values: list[float]) -> list[float]:
+            return [round(float(np.median(values)), 2), round(float(np.percentile(values, 95)), 2),
+                    round(float(np.max(values)), 2)] if values else []
+
+        bad, good = self.bad_flagged, self.good_flagged
+        return {"cases": self.cases, "refused": self.refused, "planes_missing": self.missing,
+                "angle_deg_median_p95_max": {key: stats(v) for key, v in self.angles.items()},
+                "distance_mm_median_p95_max": {key: stats(v) for key, v in self.distances.items()},
+                "angle_deg_median_by_tilt": {
+                    band: {"cases": len(v["ACPC"]),
+                           **{key: round(float(np.median(a)), 2) for key, a in v.items() if a}}
+                    for band, v in self.by_tilt.items()},
+                "unusable_planned": {
+                    "cases": self.unusable_planned, "of": self.unusable_cases,
+                    "angle_deg_median": {k: round(float(np.median(a)), 2)
+                                         for k, (a, _) in self.unusable.items() if a},
+                    "distance_mm_median": {k: round(float(np.median(d)), 2)
+                                           for k, (_, d) in self.unusable.items() if d}},
+                "bad_planes_not_ok": float(np.mean(bad)) if bad else 1.0,
+                "bad_planes": len(bad),
+                "good_planes_not_ok": float(np.mean(good)) if good else 0.0}
 
 
-def evaluate_consistency(predict, head: str, individuals: range, poses: int = 8,
-                         mirror: bool = True) -> dict:
-    """One head in `poses` poses (and protocols, contrasts): the planes found, carried back
-    into head coordinates, should coincide. `predict(sample)` gives Orientation-Net's
-    outputs on a training sample's orientation input; the MSP is refined by the localizer's
-    symmetry as the node does it (unless not `mirror`). Per plane key, the spread over poses
-    of the normal (RMS angle to the mean normal, degrees) and of the position (standard
-    deviation of the signed distance from the mean centre, mm), median over `individuals`."""
+def evaluate_orientation(plan: Plan, seeds: range, head: str, unusable_fraction: float = 0.35,
+                         records: list[dict] | None = None, progress: bool = True) -> dict:
+    """Stage 3 as the node runs it: `plan` (e.g. `cascade_plan`) on simulated localizers of
+    `head` (a share of them unusable), scored by `PlaneScores`."""
+    scores = PlaneScores(records)
+    for seed in tqdm(seeds, desc=f"planning ({head})", unit="localizer", disable=not progress):
+        case = simulate_case(seed, heads=(head,), unusable_fraction=unusable_fraction,
+                             resolution_mm=PLANNED_MM)
+        if case.planes:  # not a phantom or an object
+            scores.add(plan(case), plane_array(case.planes), case.usable)
+    return scores.summary()
+
+
+def evaluate_consistency(plan: Plan, head: str, individuals: range, poses: int = 8,
+                         progress: bool = True) -> dict:
+    """One head in `poses` poses (and protocols, contrasts): the planes `plan` finds,
+    carried back into head coordinates, should coincide. Per plane key, the spread over
+    poses of the normal (RMS angle to the mean normal, degrees) and of the position
+    (standard deviation of the signed distance from the mean centre, mm), median over
+    `individuals`."""
     angle_spread = {key: [] for key in PLANE_KEYS}
     distance_spread = {key: [] for key in PLANE_KEYS}
-    for individual in individuals:
+    for individual in tqdm(individuals, desc=f"consistency ({head})", unit="head",
+                           disable=not progress):
         found: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {key: [] for key in PLANE_KEYS}
         for view in range(poses):
-            sample = training_sample(individual * poses + view, anatomy_seed=individual * poses,
-                                     kind="usable", heads=(head,))
-            if sample.orientation is None:
-                continue
-            out = predict(sample)
-            back = np.linalg.inv(sample.pose)  # scanner -> head
-            for key, plane in planes_from_outputs(sample.orientation.grid, out[..., :len(PLANE_KEYS)],
-                                                  out[..., len(PLANE_KEYS):],
-                                                  volume=sample.orientation if mirror else None).items():
-                found[key].append((back[:3, :3] @ plane.plane.normal,
-                                   back[:3, :3] @ plane.plane.centre + back[:3, 3]))
+            case = simulate_case(individual * poses + view, anatomy_seed=individual * poses,
+                                 kind="usable", heads=(head,), resolution_mm=PLANNED_MM)
+            back = np.linalg.inv(case.pose)  # scanner -> head
+            for entry in plan(case):
+                found[entry["key"]].append((back[:3, :3] @ np.asarray(entry["normal"]),
+                                            back[:3, :3] @ np.asarray(entry["centre"]) + back[:3, 3]))
         for key, planes in found.items():
             if len(planes) >= 2:
                 angle, distance = plane_spread(planes)

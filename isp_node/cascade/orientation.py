@@ -33,6 +33,13 @@ from isp_node.pipeline.volume import Grid, LocalizerVolume
 ORIENTATION_SHAPE = (64, 64, 64)
 BRAIN_FILL = 0.75  # of the grid's width taken by the brain's longest extent
 SPACING_LIMITS_MM = (2.5, 4.5)
+# The fine stage: a 72 mm cube at 1.5 mm about the AC-PC midpoint the first stage found,
+# fine enough to show the commissures, the pituitary and the hippocampi that the brain-wide
+# grid blurs; a smaller, cheaper network input than the first stage's
+FINE_SHAPE = (48, 48, 48)
+FINE_SPACING_MM = 1.5
+# the keys the fine stage plans (the first stage's planes of the others measure better)
+FINE_KEYS = ("ACPC", "HIPPO_AX", "HIPPO_COR", "PIT_SAG", "PIT_COR", "COW")
 DISTANCE_RANGE_MM = 20.0  # distances are resolved within +-this of the plane, saturated beyond
 SATURATED_WEIGHT = 0.25  # loss weight of a voxel beyond the band (voxels in it weigh 1)
 TRAINED_MARGIN_MM = 10.0  # distances are learnt this much beyond where the decoding looks
@@ -51,6 +58,11 @@ def orientation_grid(brain_centre: np.ndarray, brain_size_mm: float,
     fills `BRAIN_FILL` of it (within `SPACING_LIMITS_MM`)."""
     spacing = float(np.clip(brain_size_mm / (BRAIN_FILL * max(shape)), *SPACING_LIMITS_MM))
     return Grid.centred(np.asarray(brain_centre, dtype=float), shape, spacing)
+
+
+def fine_grid(acpc_midpoint: np.ndarray) -> Grid:
+    """The fine stage's grid, centred on (an estimate of) the AC-PC midpoint."""
+    return Grid.centred(np.asarray(acpc_midpoint, dtype=float), FINE_SHAPE, FINE_SPACING_MM)
 
 
 def plane_array(planes: dict[str, Plane]) -> np.ndarray:
@@ -124,14 +136,19 @@ HEAT_REACH_MM = 25.0  # ... if it lies this close to where the prior puts it
 
 def planes_from_outputs(grid: Grid, distance: np.ndarray, heat: np.ndarray,
                         core: float = 0.25, band: float = 0.75,
-                        volume: LocalizerVolume | None = None) -> dict[str, FittedPlane]:
-    """Planes from the network's distance and heat maps (X, Y, Z, K), the grid centred on
-    the brain. MSP and ACPC first, from the votes around the brain: they give the head
-    frame and the AC-PC midpoint. Then every plane from the votes around its centre (the
-    heat peak where it is clear, else the prior), fitted first to the votes closest to it
-    (within `core` of the range), then to all within `band`; oriented and prescribed as the
-    catalogue does. With the network's input `volume`, the MSP is refined by the localizer's
-    symmetry before it orients anything. A key whose votes cannot be fitted is left out."""
+                        volume: LocalizerVolume | None = None,
+                        centre_from_acpc_mm: tuple[float, float, float] = BRAIN_CENTRE_FROM_ACPC_MM,
+                        msp: "FittedPlane | None" = None) -> dict[str, FittedPlane]:
+    """Planes from the network's distance and heat maps (X, Y, Z, K), the grid's centre
+    lying `centre_from_acpc_mm` from the AC-PC midpoint (the brain's centre for the first
+    stage, the midpoint itself for the fine stage). MSP and ACPC first, from the votes
+    around the grid's centre: they give the head frame and the AC-PC midpoint. Then every
+    plane from the votes around its centre (the heat peak where it is clear, else the
+    prior), fitted first to the votes closest to it (within `core` of the range), then to
+    all within `band`; oriented and prescribed as the catalogue does. With the network's
+    input `volume`, the MSP is refined by the localizer's symmetry before it orients
+    anything; an `msp` found before (by the first stage) is taken as it is. A key whose
+    votes cannot be fitted is left out."""
     points = grid.points().reshape(-1, 3)
     index = {key: k for k, key in enumerate(PLANE_KEYS)}
 
@@ -148,11 +165,11 @@ def planes_from_outputs(grid: Grid, distance: np.ndarray, heat: np.ndarray,
             return None
 
     brain_centre = grid.centre
-    msp, acpc = fit("MSP", brain_centre), fit("ACPC", brain_centre)
+    given, mirror_match = msp is not None, None if msp is None else msp.mirror_match
+    msp, acpc = msp.fit if given else fit("MSP", brain_centre), fit("ACPC", brain_centre)
     if msp is None or acpc is None:
         return {}  # no head frame: nothing can be oriented
-    mirror_match = None
-    if volume is not None:
+    if volume is not None and not given:
         mirror = symmetry_plane(volume, brain_centre, msp.normal, msp.offset)
         mirror_match = mirror.match if mirror.trusted else 0.0
         if mirror.trusted:
@@ -160,7 +177,7 @@ def planes_from_outputs(grid: Grid, distance: np.ndarray, heat: np.ndarray,
     peaks = heat.reshape(-1, len(PLANE_KEYS)).max(axis=0)
     frame = frame_from(msp.normal, acpc.normal)
     axes = np.stack([frame.left, frame.posterior, frame.superior])
-    acpc_mid = msp.project(acpc.project(brain_centre - np.asarray(BRAIN_CENTRE_FROM_ACPC_MM) @ axes))
+    acpc_mid = msp.project(acpc.project(brain_centre - np.asarray(centre_from_acpc_mm) @ axes))
     planes = {}
     for key in PLANE_KEYS:
         centre = acpc_mid + np.asarray(CENTRE_PRIOR_MM[key]) @ axes

@@ -20,7 +20,8 @@ import numpy as np
 from isp_node.cascade.brain import brain_summary
 from isp_node.cascade.inference import load_model, warm_function
 from isp_node.cascade.models import IQ_CLASSES
-from isp_node.cascade.orientation import orientation_grid, planes_from_outputs, planned_planes
+from isp_node.cascade.orientation import (
+    FINE_KEYS, FittedPlane, fine_grid, orientation_grid, planes_from_outputs, planned_planes)
 from isp_node.cascade.verdict import localizer_verdict
 from isp_node.pipeline.image_input import iq_input
 from isp_node.pipeline.loader import LocalizerError, load_localizer
@@ -33,6 +34,7 @@ MODELS_ENV = "ISP_NODE_MODELS"
 IQ_MODEL = "localizer_iq_net.keras"
 COVERAGE_MODEL = "coverage_net.keras"
 ORIENTATION_MODEL = "orientation_net.keras"
+FINE_MODEL = "orientation_fine_net.keras"
 
 
 def models_dir() -> Path:
@@ -54,7 +56,8 @@ def model_version(path: Path) -> str:
 
 
 class Cascade:
-    """The cascade's networks loaded and warm (Orientation-Net only if installed)."""
+    """The cascade's networks loaded and warm (Orientation-Net and its fine stage only if
+    installed)."""
 
     def __init__(self, directory: Path | None = None) -> None:
         directory = directory or models_dir()
@@ -62,20 +65,35 @@ class Cascade:
         self.coverage = warm_function(load_model(directory / COVERAGE_MODEL))
         self.models = {"LocalizerIQ-Net": model_version(directory / IQ_MODEL),
                        "Coverage-Net": model_version(directory / COVERAGE_MODEL)}
-        self.orientation = None
+        self.orientation = self.fine = None
         if (directory / ORIENTATION_MODEL).exists():
             self.orientation = warm_function(load_model(directory / ORIENTATION_MODEL))
             self.models["Orientation-Net"] = model_version(directory / ORIENTATION_MODEL)
+            if (directory / FINE_MODEL).exists():
+                self.fine = warm_function(load_model(directory / FINE_MODEL))
+                self.models["Orientation-Net fine stage"] = model_version(directory / FINE_MODEL)
 
     def planes(self, slices, brain: dict) -> list[dict]:
-        """Stage 3: the planes (planner JSON entries) on the grid centred on the brain."""
+        """Stage 3: the planes (planner JSON entries) on the grid centred on the brain, then,
+        with the fine stage installed, the `FINE_KEYS` again on the fine grid about the AC-PC
+        midpoint found first, in the head frame of the first stage's MSP."""
         size = float(np.max(np.subtract(brain["high_lps"], brain["low_lps"])))
         grid = orientation_grid(np.asarray(brain["centre_lps"]), size)
         volume = resample(slices, grid)
-        outputs = self.orientation(volume.tensor()[None]).numpy()[0]
+        fitted = self._decode(self.orientation, grid, volume)
+        if self.fine is not None and fitted:
+            grid = fine_grid(fitted["ACPC"].plane.centre)
+            fine = self._decode(self.fine, grid, resample(slices, grid), msp=fitted["MSP"],
+                                centre_from_acpc_mm=(0.0, 0.0, 0.0))
+            fitted |= {key: fine[key] for key in FINE_KEYS if key in fine}
+        return planned_planes(fitted)
+
+    @staticmethod
+    def _decode(network, grid: Grid, volume, **options) -> dict[str, FittedPlane]:
+        outputs = network(volume.tensor()[None]).numpy()[0]
         keys = len(PLANE_KEYS)
-        return planned_planes(planes_from_outputs(grid, outputs[..., :keys], outputs[..., keys:],
-                                                  volume=volume))
+        return planes_from_outputs(grid, outputs[..., :keys], outputs[..., keys:],
+                                   volume=volume, **options)
 
     def run(self, slices) -> dict:
         """Verdict, per-image classes, brain coverage and planes of one localizer's slices."""

@@ -16,7 +16,7 @@ from scipy import ndimage
 
 from isp_node.cascade import datasets
 from isp_node.cascade.models import IQ_CLASSES, build_coverage_net, build_iq_net, build_orientation_net
-from isp_node.cascade.orientation import plane_targets
+from isp_node.cascade.orientation import FINE_SHAPE, plane_targets
 from isp_node.geometry import PLANE_KEYS
 from isp_node.pipeline.image_input import normalised
 from isp_node.pipeline.volume import Grid
@@ -28,7 +28,7 @@ from isp_node.cascade.runtime import keras, tensorflow
 class Recipe:
     """Everything that determines a trained model, recorded next to it."""
 
-    task: str  # "iq", "coverage" or "orientation"
+    task: str  # "iq", "coverage", "orientation" or "fine"
     steps: int
     batch: int
     learning_rate: float
@@ -43,7 +43,11 @@ DEFAULT_RECIPES = {
     "iq": Recipe("iq", steps=12000, batch=64, learning_rate=2e-3, seed=1, cosine_decay=True),
     "coverage": Recipe("coverage", steps=1500, batch=4, learning_rate=2e-3, cosine_decay=True),
     "orientation": Recipe("orientation", steps=2000, batch=2, learning_rate=1e-3, cosine_decay=True),
+    "fine": Recipe("fine", steps=3000, batch=4, learning_rate=1e-3, cosine_decay=True),
 }
+# where each orientation task's inputs are in the shards: volumes and their grids
+ORIENTATION_FIELDS = {"orientation": ("orientation_volumes", "orientation_grids"),
+                      "fine": ("fine_volumes", "fine_grids")}
 SMOOTHED_FRACTION = 0.5  # of LocalizerIQ-Net's training images smoothed by ...
 SMOOTHING_SIGMA_PX = (0.3, 1.0)  # ... a Gaussian of this sigma (pixels of the 64 x 64 input)
 REMAPPED_FRACTION = 0.5  # of training images and volumes given a random intensity curve
@@ -96,11 +100,12 @@ def build_model(recipe: Recipe):
     elif recipe.task == "coverage":
         model = build_coverage_net()
         model.compile(_optimizer(recipe), loss=_register()[0])
-    elif recipe.task == "orientation":
-        model = build_orientation_net(len(PLANE_KEYS))
+    elif recipe.task in ORIENTATION_FIELDS:
+        shape = FINE_SHAPE if recipe.task == "fine" else (64, 64, 64)
+        model = build_orientation_net(len(PLANE_KEYS), shape)
         model.compile(_optimizer(recipe), loss=_register()[1])
     else:
-        raise ValueError(f"unknown task {recipe.task!r} (known: iq, coverage, orientation)")
+        raise ValueError(f"unknown task {recipe.task!r} (known: iq, coverage, orientation, fine)")
     return model
 
 
@@ -169,12 +174,12 @@ class Batches:
             area = data["brain_mm2"] / ANATOMY_MIN_BRAIN_MM2
             borderline = (area > 0.5) & (area < 1.5) & (self.y != IQ_CLASSES.index("artifact"))
             self.weights = np.where(borderline, 0.3, 1.0).astype(np.float32)
-        elif recipe.task == "orientation":
-            data = datasets.load_shards(shards, ("orientation_volumes", "orientation_grids",
-                                                 "planes"))
-            keep = np.isfinite(data["orientation_grids"][:, 3])  # cases with a brain to plan on
-            self.x = data["orientation_volumes"][keep]
-            self.grids = data["orientation_grids"][keep]
+        elif recipe.task in ORIENTATION_FIELDS:
+            volumes, grids = ORIENTATION_FIELDS[recipe.task]
+            data = datasets.load_shards(shards, (volumes, grids, "planes"))
+            keep = np.isfinite(data[grids][:, 3])  # cases with a brain to plan on
+            self.x = data[volumes][keep]
+            self.grids = data[grids][keep]
             self.y = data["planes"][keep]
             self.p = None
         else:
@@ -192,7 +197,7 @@ class Batches:
         if self.recipe.task == "iq":
             x = _augment_images(self.x[index].astype(np.float32), rng)[..., None]
             return x.astype(np.float32), self.y[index], self.weights[index]
-        if self.recipe.task == "orientation":
+        if self.recipe.task in ORIENTATION_FIELDS:
             x = _augment_intensity(self.x[index].astype(np.float32), rng)
             y = np.stack([plane_targets(Grid(tuple(x.shape[1:4]), float(g[3]), g[:3]), planes).stacked()
                           for g, planes in zip(self.grids[index], self.y[index])])

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from isp_node.cascade.brain import brain_summary
-from isp_node.cascade.orientation import orientation_grid
+from isp_node.cascade.orientation import FINE_SPACING_MM, fine_grid, orientation_grid
 from isp_node.geometry import Plane
 from isp_node.pipeline.image_input import iq_input
 from isp_node.pipeline.volume import Grid, LocalizerVolume, localizer_centre, resample
@@ -26,6 +26,8 @@ ORIENTATION_MIN_BRAIN_ML = 300.0  # less brain in view: nothing to plan on
 ORIENTATION_STREAM = 4  # random stream of the orientation grid's jitter
 CENTRE_JITTER_MM = 4.0
 SIZE_JITTER = 0.05
+FINE_STREAM = 5  # random stream of the fine grid's jitter
+FINE_JITTER_MM = 4.0  # the fine grid's centre is off the true AC-PC midpoint by about this (per axis)
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,15 @@ def training_sample(seed: int, grid_shape: tuple[int, int, int] = GRID_SHAPE,
         brain_mm2=np.array(case.brain_mm2, np.float32), planes=case.planes,
         landmarks=case.landmarks, pose=case.pose,
     )
+
+
+def fine_sample(seed: int, **case_options) -> tuple[LocalizerVolume, dict[str, Plane]]:
+    """The fine stage's input and the true planes of one simulated localizer: slices rendered
+    at the fine grid's spacing, resampled onto the fine grid centred on the true AC-PC
+    midpoint, off by about what the first stage may get wrong."""
+    case = simulate_case(seed, resolution_mm=RENDER_FRACTION * FINE_SPACING_MM, **case_options)
+    jitter = np.random.default_rng([seed, FINE_STREAM]).normal(0, FINE_JITTER_MM, 3)
+    return resample(case.slices, fine_grid(case.planes["ACPC"].centre + jitter)), case.planes
 
 
 def brain_target(subject: Subject, grid: Grid, coarse: int = 4) -> np.ndarray:
