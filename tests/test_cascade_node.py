@@ -2,6 +2,7 @@
 networks shipped in models/."""
 
 import json
+import re
 
 import pydicom
 import pytest
@@ -46,3 +47,38 @@ def test_worker_judges_the_localizer(make_node, tmp_path, kind, mni_head, pydefa
         assert 0.7 * true_ml < result["brain"]["volume_ml"] < 1.4 * true_ml, true_ml
     else:
         assert not result["usable"] and "artifacts" in result["message"]
+
+
+def test_stacks_sent_as_one_series_per_orientation_are_planned_together(
+        make_node, tmp_path, monkeypatch, mni_head):
+    """A localizer whose stacks arrive as one series per orientation (as some scanners send
+    it): each series gets its own job and report, planned from all three stacks. Alone,
+    one stack shows too little of the head (this one's MSP came out 13-16 degrees off)."""
+    import shutil
+
+    from isp_node.cascade.planner import IQ_MODEL, ORIENTATION_MODEL
+    from isp_node.geometry.planes import normal_angle_deg
+    from isp_node.pipeline.result import PlanningResult
+
+    models = tmp_path / "models"
+    models.mkdir()
+    for name in (IQ_MODEL, COVERAGE_MODEL):
+        shutil.copy(models_dir() / name, models / name)
+    shutil.copy(models_dir() / "development" / ORIENTATION_MODEL, models / ORIENTATION_MODEL)
+    monkeypatch.setenv("ISP_NODE_MODELS", str(models))
+    case = simulate_case(21, kind="usable", protocol="separate_stacks", head="mni")
+    paths = case.write(tmp_path / "case")
+    series = {pydicom.dcmread(p, stop_before_pixels=True).SeriesInstanceUID for p in paths}
+    assert len(series) == 3
+    node = make_node(jobs={"planner": "isp_node.cascade.planner:make_planner"})
+    _send(node, paths)
+    jobs = node.wait_jobs(3, timeout=240)
+    assert [job["state"] for job in jobs] == ["done"] * 3, jobs
+    assert {job["series_uid"] for job in jobs} == series
+    for job in jobs:
+        result = json.loads(job["result"])
+        assert result["companion_series"] == sorted(series - {job["series_uid"]})
+        assert len(result["images"]) == len(paths) and result["usable"], result["message"]
+        planes = {p.key: p.plane for p in PlanningResult.from_json(result).planes}
+        assert normal_angle_deg(planes["MSP"], case.planes["MSP"]) < 5.0
+    assert len(re.findall(r"images and \d+ more from 2 companion series", node.log())) == 3

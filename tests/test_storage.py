@@ -99,3 +99,40 @@ def test_archive_refuses_command_and_dataset_uid_mismatch(tmp_path):
     result = archive.store(ds, _encoded(ds), transfer_syntax="1.2.840.10008.1.2.1",
                            command_sop_uid="1.2.3")
     assert result.status == 0xA900 and not list((tmp_path / "objects").rglob("*.dcm"))
+
+
+def test_companion_series_are_localizers_of_one_study_and_frame_received_together(tmp_path):
+    """The stacks of one localizer sent as one series per orientation find each other;
+    another study, another frame of reference, a later localizer and the node's own
+    results do not."""
+    from dataclasses import fields
+
+    from isp_node.storage.database import Database
+    from isp_node.storage.index import InstanceRecord, companion_files, put_instance
+
+    db = Database(tmp_path / "index.sqlite")
+
+    def add(sop, series, study="study", frame="frame", at=1000.0, localizer=True):
+        record = InstanceRecord(**{f.name: "" for f in fields(InstanceRecord)} | dict(
+            sop_uid=sop, series_uid=series, study_uid=study, frame_of_reference_uid=frame,
+            instance_number=sop[-1], path=f"{sop}.dcm", size=0, received_at=at))
+        with db.transaction() as conn:
+            put_instance(conn, record)
+            conn.execute("INSERT OR IGNORE INTO series (series_uid, study_uid, is_localizer, state, "
+                         "revision, last_received) VALUES (?, ?, ?, 'complete', 1, ?)",
+                         (series, study, int(localizer), at))
+
+    add("a2", "A", at=1005.0)
+    add("a1", "A")
+    add("b1", "B", at=1050.0)  # the next stack, seconds later
+    add("c1", "C", at=1100.0)  # a localizer repeated over a minute later
+    add("d1", "D", study="other")
+    add("e1", "E", frame="other")
+    add("r1", "R", localizer=False)  # e.g. the node's report
+    add("n1", "N", frame="")
+    add("m1", "M", frame="")
+    conn = db.connection()
+    assert companion_files(conn, "A") == {"B": ["b1.dcm"]}
+    assert companion_files(conn, "B") == {"A": ["a1.dcm", "a2.dcm"], "C": ["c1.dcm"]}
+    assert companion_files(conn, "N") == {}  # no frame of reference: nothing ties it to another
+    assert companion_files(conn, "A", window_s=10.0) == {}

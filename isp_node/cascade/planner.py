@@ -139,6 +139,6 @@ def make_planner() -> Planner:
     cascade = Cascade()
 
     def plan(request: PlanRequest) -> dict:
-        return plan_files(cascade, request.files)
+        return plan_files(cascade, request.files + request.companions)
 
     return plan

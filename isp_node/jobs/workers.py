@@ -49,13 +49,17 @@ def run_job(db: Database, archive: Archive, planner, job: queue.Job, ae_title: s
     """Run the planner on one claimed job, store its result objects, record the outcome."""
     started = time.monotonic()
     paths = index.series_files(db.connection(), job.series_uid)
+    companions = index.companion_files(db.connection(), job.series_uid)
     request = PlanRequest(job.id, job.study_uid, job.series_uid,
-                          tuple(archive.root / p for p in paths))
-    log.info("job %d started: series %s, %d images, attempt %d",
-             job.id, job.series_uid, len(paths), job.attempts)
+                          tuple(archive.root / p for p in paths),
+                          tuple(archive.root / p for files in companions.values() for p in files))
+    log.info("job %d started: series %s, %d images%s, attempt %d", job.id, job.series_uid,
+             len(paths), f" and {len(request.companions)} more from {len(companions)} companion series"
+             if companions else "", job.attempts)
     try:
         step = "planner"
         result = planner(request)
+        result["companion_series"] = sorted(companions)
         step = "result objects"
         result["outputs"] = store_results(archive, request, result, ae_title).to_json()
     except Exception as exc:  # a bad series, bad result or planner bug fails the job only

@@ -38,12 +38,15 @@ from pathlib import Path
 
 @dataclass(frozen=True)
 class PlanRequest:
-    """One completed localizer series to plan."""
+    """One completed localizer series to plan, with the images of the localizer series
+    acquired with it (one series per orientation), which the planner should plan from
+    together with its own."""
 
     job_id: int
     study_uid: str
     series_uid: str
     files: tuple[Path, ...]
+    companions: tuple[Path, ...] = ()
 
 
 Planner = Callable[[PlanRequest], dict]

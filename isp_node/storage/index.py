@@ -113,3 +113,33 @@ def series_files(conn: sqlite3.Connection, series_uid: str) -> list[str]:
         (series_uid,),
     ).fetchall()
     return [row["path"] for row in rows]
+
+
+COMPANION_SECONDS = 60.0
+
+
+def companion_files(conn: sqlite3.Connection, series_uid: str,
+                    window_s: float = COMPANION_SECONDS) -> dict[str, list[str]]:
+    """Relative paths, by series, of the other localizer series acquired with this one:
+    scanners that write one series per orientation send the stacks of one localizer as
+    separate series of the same study and frame of reference, within seconds of each
+    other (received within `window_s` of this series' images). A series without a frame
+    of reference has no companions."""
+    rows = conn.execute(
+        """
+        WITH own AS (SELECT study_uid, frame_of_reference_uid AS frame,
+                            MIN(received_at) AS first, MAX(received_at) AS last
+                     FROM instances WHERE series_uid = ? GROUP BY study_uid, frame)
+        SELECT i.series_uid, i.path FROM instances i
+        JOIN own ON i.study_uid = own.study_uid AND i.frame_of_reference_uid = own.frame
+        JOIN series s ON s.series_uid = i.series_uid
+        WHERE own.frame != '' AND i.series_uid != ? AND s.is_localizer = 1
+          AND i.received_at BETWEEN own.first - ? AND own.last + ?
+        ORDER BY i.series_uid, CAST(i.instance_number AS INTEGER), i.sop_uid
+        """,
+        (series_uid, series_uid, window_s, window_s),
+    ).fetchall()
+    out: dict[str, list[str]] = {}
+    for row in rows:
+        out.setdefault(row["series_uid"], []).append(row["path"])
+    return out
