@@ -66,6 +66,7 @@ class Cascade:
         self.models = {"LocalizerIQ-Net": model_version(directory / IQ_MODEL),
                        "Coverage-Net": model_version(directory / COVERAGE_MODEL)}
         self.orientation = self.fine = None
+        self.fine_keys = FINE_KEYS  # the planes the fine stage gives (the first stage the others)
         if (directory / ORIENTATION_MODEL).exists():
             self.orientation = warm_function(load_model(directory / ORIENTATION_MODEL))
             self.models["Orientation-Net"] = model_version(directory / ORIENTATION_MODEL)
@@ -75,7 +76,7 @@ class Cascade:
 
     def planes(self, slices, brain: dict) -> list[dict]:
         """Stage 3: the planes (planner JSON entries) on the grid centred on the brain, then,
-        with the fine stage installed, the `FINE_KEYS` again on the fine grid about the AC-PC
+        with the fine stage installed, the `fine_keys` again on the fine grid about the AC-PC
         midpoint found first, in the head frame of the first stage's MSP."""
         size = float(np.max(np.subtract(brain["high_lps"], brain["low_lps"])))
         grid = orientation_grid(np.asarray(brain["centre_lps"]), size)
@@ -85,7 +86,7 @@ class Cascade:
             grid = fine_grid(fitted["ACPC"].plane.centre)
             fine = self._decode(self.fine, grid, resample(slices, grid), msp=fitted["MSP"],
                                 centre_from_acpc_mm=(0.0, 0.0, 0.0))
-            fitted |= {key: fine[key] for key in FINE_KEYS if key in fine}
+            fitted |= {key: fine[key] for key in self.fine_keys if key in fine}
         return planned_planes(fitted)
 
     @staticmethod
