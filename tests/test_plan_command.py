@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from isp_node.cascade.planner import COVERAGE_MODEL, IQ_MODEL, ORIENTATION_MODEL, models_dir
+from isp_node.cascade.planner import (
+    COVERAGE_MODEL, FINE_MODEL, IQ_MODEL, ORIENTATION_MODEL, models_dir)
 from isp_node.geometry import PLANE_KEYS
 from isp_node.geometry.planes import normal_angle_deg
 from isp_node.pipeline.result import PlanningResult
@@ -32,7 +33,8 @@ def test_plan_writes_the_planners_result_with_every_plane(mni_head, tmp_path):
     models.mkdir()
     for name in (IQ_MODEL, COVERAGE_MODEL):
         shutil.copy(models_dir() / name, models / name)
-    shutil.copy(DEVELOPMENT / ORIENTATION_MODEL, models / ORIENTATION_MODEL)
+    for name in (ORIENTATION_MODEL, FINE_MODEL):
+        shutil.copy(DEVELOPMENT / name, models / name)
     out = tmp_path / "plan.json"
 
     run = plan(str(tmp_path / "case"), "--models", str(models), "--json", str(out))
@@ -42,7 +44,7 @@ def test_plan_writes_the_planners_result_with_every_plane(mni_head, tmp_path):
     assert [Path(s.split(":")[0]).name for s in result["skipped_files"]] == ["truth.json"]
     assert len(result["images"]) == len(case.slices)
     assert sorted(p["key"] for p in result["planes"]) == sorted(PLANE_KEYS)
-    assert "Orientation-Net" in result["models"]
+    assert "Orientation-Net" in result["models"] and "Orientation-Net fine stage" in result["models"]
     found = {p.key: p.plane for p in PlanningResult.from_json(result).planes}
     # the development network is degrees off, not tens of degrees: these are its planes
     assert normal_angle_deg(found["MSP"], case.planes["MSP"]) < 10.0

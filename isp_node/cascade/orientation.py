@@ -38,8 +38,9 @@ SPACING_LIMITS_MM = (2.5, 4.5)
 # grid blurs; a smaller, cheaper network input than the first stage's
 FINE_SHAPE = (48, 48, 48)
 FINE_SPACING_MM = 1.5
-# the keys the fine stage plans (the first stage's planes of the others measure better)
-FINE_KEYS = ("ACPC", "HIPPO_AX", "HIPPO_COR", "PIT_SAG", "PIT_COR", "COW")
+# the keys the fine stage plans: those it measured better than the first stage on
+# localizers apart from the evaluation's (`docs/fine_stage_keys.py`, in its model card)
+FINE_KEYS = ("ACPC", "PIT_COR", "HIPPO_AX", "COW")
 DISTANCE_RANGE_MM = 20.0  # distances are resolved within +-this of the plane, saturated beyond
 SATURATED_WEIGHT = 0.25  # loss weight of a voxel beyond the band (voxels in it weigh 1)
 TRAINED_MARGIN_MM = 10.0  # distances are learnt this much beyond where the decoding looks

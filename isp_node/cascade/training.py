@@ -43,7 +43,7 @@ DEFAULT_RECIPES = {
     "iq": Recipe("iq", steps=12000, batch=64, learning_rate=2e-3, seed=1, cosine_decay=True),
     "coverage": Recipe("coverage", steps=1500, batch=4, learning_rate=2e-3, cosine_decay=True),
     "orientation": Recipe("orientation", steps=2000, batch=2, learning_rate=1e-3, cosine_decay=True),
-    "fine": Recipe("fine", steps=3000, batch=4, learning_rate=1e-3, cosine_decay=True),
+    "fine": Recipe("fine", steps=1500, batch=4, learning_rate=1e-3, cosine_decay=True),
 }
 # where each orientation task's inputs are in the shards: volumes and their grids
 ORIENTATION_FIELDS = {"orientation": ("orientation_volumes", "orientation_grids"),
