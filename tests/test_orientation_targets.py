@@ -51,7 +51,8 @@ def test_fine_targets_decode_into_the_catalogue_planes_in_a_given_frame(mni_head
     grid = fine_grid(truth["ACPC"].centre + np.array([3.0, -2.0, 4.0]))
     assert grid.shape == (48, 48, 48) and grid.spacing == 1.5
     decoded = planes_from_outputs(*_decodable(grid, truth), centre_from_acpc_mm=(0.0, 0.0, 0.0),
-                                  msp=handed)
+                                  msp=handed, keys=("MSP",) + FINE_KEYS)
+    assert set(decoded) == {"MSP", *FINE_KEYS}  # only the keys asked for
     assert decoded["MSP"].fit is handed.fit and decoded["ACPC"].mirror_match == 0.8
     for key in FINE_KEYS:
         assert normal_angle_deg(decoded[key].plane, truth[key], oriented=True) < 0.05, key

@@ -139,7 +139,8 @@ def planes_from_outputs(grid: Grid, distance: np.ndarray, heat: np.ndarray,
                         core: float = 0.25, band: float = 0.75,
                         volume: LocalizerVolume | None = None,
                         centre_from_acpc_mm: tuple[float, float, float] = BRAIN_CENTRE_FROM_ACPC_MM,
-                        msp: "FittedPlane | None" = None) -> dict[str, FittedPlane]:
+                        msp: "FittedPlane | None" = None,
+                        keys: tuple[str, ...] = PLANE_KEYS) -> dict[str, FittedPlane]:
     """Planes from the network's distance and heat maps (X, Y, Z, K), the grid's centre
     lying `centre_from_acpc_mm` from the AC-PC midpoint (the brain's centre for the first
     stage, the midpoint itself for the fine stage). MSP and ACPC first, from the votes
@@ -148,8 +149,8 @@ def planes_from_outputs(grid: Grid, distance: np.ndarray, heat: np.ndarray,
     prior), fitted first to the votes closest to it (within `core` of the range), then to
     all within `band`; oriented and prescribed as the catalogue does. With the network's
     input `volume`, the MSP is refined by the localizer's symmetry before it orients
-    anything; an `msp` found before (by the first stage) is taken as it is. A key whose
-    votes cannot be fitted is left out."""
+    anything; an `msp` found before (by the first stage) is taken as it is. Only `keys`
+    are planned; a key whose votes cannot be fitted is left out."""
     points = grid.points().reshape(-1, 3)
     index = {key: k for k, key in enumerate(PLANE_KEYS)}
 
@@ -180,7 +181,7 @@ def planes_from_outputs(grid: Grid, distance: np.ndarray, heat: np.ndarray,
     axes = np.stack([frame.left, frame.posterior, frame.superior])
     acpc_mid = msp.project(acpc.project(brain_centre - np.asarray(centre_from_acpc_mm) @ axes))
     planes = {}
-    for key in PLANE_KEYS:
+    for key in keys:
         centre = acpc_mid + np.asarray(CENTRE_PRIOR_MM[key]) @ axes
         k = index[key]
         if peaks[k] >= HEAT_TRUSTED:

@@ -84,9 +84,8 @@ class Cascade:
         fitted = self._decode(self.orientation, grid, volume)
         if self.fine is not None and fitted:
             grid = fine_grid(fitted["ACPC"].plane.centre)
-            fine = self._decode(self.fine, grid, resample(slices, grid), msp=fitted["MSP"],
-                                centre_from_acpc_mm=(0.0, 0.0, 0.0))
-            fitted |= {key: fine[key] for key in self.fine_keys if key in fine}
+            fitted |= self._decode(self.fine, grid, resample(slices, grid), msp=fitted["MSP"],
+                                   centre_from_acpc_mm=(0.0, 0.0, 0.0), keys=self.fine_keys)
         return planned_planes(fitted)
 
     @staticmethod
