@@ -16,7 +16,7 @@ from scipy import ndimage
 
 from isp_node.cascade import datasets
 from isp_node.cascade.models import IQ_CLASSES, build_coverage_net, build_iq_net, build_orientation_net
-from isp_node.cascade.orientation import FINE_SHAPE, plane_targets
+from isp_node.cascade.orientation import FINE_SHAPE, ORIENTATION_SHAPE, plane_targets
 from isp_node.geometry import PLANE_KEYS
 from isp_node.pipeline.image_input import normalised
 from isp_node.pipeline.volume import Grid
@@ -101,7 +101,7 @@ def build_model(recipe: Recipe):
         model = build_coverage_net()
         model.compile(_optimizer(recipe), loss=_register()[0])
     elif recipe.task in ORIENTATION_FIELDS:
-        shape = FINE_SHAPE if recipe.task == "fine" else (64, 64, 64)
+        shape = FINE_SHAPE if recipe.task == "fine" else ORIENTATION_SHAPE
         model = build_orientation_net(len(PLANE_KEYS), shape)
         model.compile(_optimizer(recipe), loss=_register()[1])
     else:
