@@ -7,7 +7,8 @@ import numpy as np
 
 from isp_node.cascade.models import build_orientation_net
 from isp_node.cascade.orientation import FINE_SHAPE
-from isp_node.cascade.planner import COVERAGE_MODEL, FINE_MODEL, IQ_MODEL, Cascade, models_dir
+from isp_node.cascade.planner import (
+    COVERAGE_MODEL, FINE_MODEL, IQ_MODEL, ORIENTATION_MODEL, Cascade, models_dir)
 from isp_node.geometry import PLANE_KEYS
 from isp_node.pipeline.result import PlanningResult
 from isp_node.simulation.cases import simulate_case
@@ -34,3 +35,22 @@ def test_installed_orientation_net_gives_planes_in_the_planner_shape(tmp_path: P
     assert {p.key for p in parsed.planes} <= set(PLANE_KEYS)
     assert all(0.0 <= p.confidence <= 1.0 for p in parsed.planes)
     assert np.isfinite(result["seconds"])
+
+
+def test_a_fine_stage_that_finds_nothing_leaves_the_first_stages_planes(tmp_path: Path):
+    for name in (IQ_MODEL, COVERAGE_MODEL, ORIENTATION_MODEL):
+        shutil.copy(models_dir() / ("development" if name == ORIENTATION_MODEL else "") / name,
+                    tmp_path / name)
+    first = Cascade(tmp_path)
+    blind = build_orientation_net(len(PLANE_KEYS), FINE_SHAPE)  # distances saturated everywhere
+    distance = blind.get_layer("distance")
+    distance.set_weights([np.zeros_like(w) for w in distance.get_weights()[:-1]]
+                         + [np.full(len(PLANE_KEYS), 5.0, np.float32)])
+    blind.save(tmp_path / FINE_MODEL)
+    both = Cascade(tmp_path)
+    assert both.fine is not None
+    slices = simulate_case(8, kind="usable", protocol="three_plane",
+                           resolution_mm=GRID_SPACING_MM).slices
+    planes = first.run(slices)["planes"]
+    assert {p["key"] for p in planes} == set(PLANE_KEYS)
+    assert both.run(slices)["planes"] == planes  # every fine key from the first stage, in order

@@ -158,3 +158,15 @@ def test_resample_of_an_oblique_stack_matches_the_voxelwise_definition():
     ratio = volume.image[weight > 0] / image[weight > 0]  # one intensity scale for the localizer
     np.testing.assert_allclose(ratio, ratio[0], rtol=1e-5)
     assert np.all(volume.image[weight == 0] == 0)
+
+
+def test_grid_window_cuts_the_voxels_within_reach_of_a_point():
+    grid = Grid.centred(np.zeros(3), (10, 10, 10), 2.0)  # voxel centres -9 .. 9 mm
+    near, box = grid.window(np.array([0.0, -9.0, 20.0]), 3.0)
+    assert box[:2] == (slice(3, 7), slice(0, 2))  # x -3 .. 3, y -9 .. -7
+    assert near.shape == (4, 2, 0) and near.spacing == 2.0  # z: beyond the grid
+    near, box = grid.window(np.array([0.5, -9.0, 8.0]), 3.0)
+    assert near.shape == (3, 2, 3)  # x -1 .. 3, y -9 .. -7, z 5 .. 9
+    np.testing.assert_allclose(near.points(), grid.points()[box])
+    whole, box = grid.window(np.array([1.0, 1.0, 1.0]), 100.0)
+    assert whole.shape == grid.shape and box == (slice(0, 10),) * 3

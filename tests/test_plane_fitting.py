@@ -68,9 +68,11 @@ def test_refuses_too_few_or_degenerate_votes():
 
 
 def test_weighted_centre_of_a_blob():
-    grid = np.stack(np.meshgrid(*[np.arange(-20.0, 21.0, 2.0)] * 3, indexing="ij"), -1).reshape(-1, 3)
+    axis = np.arange(-20.0, 21.0, 2.0)
+    grid = np.stack(np.meshgrid(axis, axis, axis, indexing="ij"), -1)
     centre = np.array([3.3, -1.7, 0.9])
-    heat = np.exp(-((grid - centre) ** 2).sum(axis=1) / (2 * 4.0**2))
-    heat[0] = 0.4  # a faint spot far away is ignored
-    np.testing.assert_allclose(weighted_centre(grid, heat), centre, atol=0.3)
-    assert weighted_centre(grid, np.zeros(len(grid))) is None
+    heat = np.exp(-((grid - centre) ** 2).sum(axis=-1) / (2 * 4.0**2))
+    heat[0, 0, 0] = 0.4  # a faint spot far away is ignored
+    np.testing.assert_allclose(weighted_centre(heat, grid[0, 0, 0], 2.0), centre, atol=0.3)
+    np.testing.assert_allclose(weighted_centre(heat, grid[0, 0, 0] + 5.0, 2.0), centre + 5.0, atol=0.3)
+    assert weighted_centre(np.zeros_like(heat), grid[0, 0, 0], 2.0) is None

@@ -151,18 +151,19 @@ def planes_from_outputs(grid: Grid, distance: np.ndarray, heat: np.ndarray,
     input `volume`, the MSP is refined by the localizer's symmetry before it orients
     anything; an `msp` found before (by the first stage) is taken as it is. Only `keys`
     are planned; a key whose votes cannot be fitted is left out."""
-    points = grid.points().reshape(-1, 3)
     index = {key: k for k, key in enumerate(PLANE_KEYS)}
 
     def fit(key: str, centre: np.ndarray) -> PlaneFit | None:
-        d = distance[..., index[key]]
-        votes = np.flatnonzero((grid.squared_distance(centre) < (VOTE_RADIUS_MM[key] + DISTANCE_RANGE_MM) ** 2)
-                               & (np.abs(d) < band))
-        d = d.ravel()[votes]
+        reach = VOTE_RADIUS_MM[key] + DISTANCE_RANGE_MM
+        near, box = grid.window(centre, reach)
+        d = distance[box + (index[key],)]
+        votes = (near.squared_distance(centre) < reach**2) & (np.abs(d) < band)
+        d = d[votes]
+        at = near.origin + near.spacing * np.argwhere(votes)
         inner = np.abs(d) < core
         try:
-            first = fit_distance_votes(points[votes[inner]], d[inner] * DISTANCE_RANGE_MM)
-            return fit_distance_votes(points[votes], d * DISTANCE_RANGE_MM, start=first)
+            first = fit_distance_votes(at[inner], d[inner] * DISTANCE_RANGE_MM)
+            return fit_distance_votes(at, d * DISTANCE_RANGE_MM, start=first)
         except ValueError:
             return None
 
@@ -185,7 +186,7 @@ def planes_from_outputs(grid: Grid, distance: np.ndarray, heat: np.ndarray,
         centre = acpc_mid + np.asarray(CENTRE_PRIOR_MM[key]) @ axes
         k = index[key]
         if peaks[k] >= HEAT_TRUSTED:
-            peak = weighted_centre(points, heat[..., k])
+            peak = weighted_centre(heat[..., k], grid.origin, grid.spacing)
             if np.linalg.norm(peak - centre) < HEAT_REACH_MM:
                 centre = peak
         found = {"MSP": msp, "ACPC": acpc}.get(key) or fit(key, centre)

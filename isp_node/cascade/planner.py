@@ -76,21 +76,35 @@ class Cascade:
 
     def planes(self, slices, brain: dict) -> list[dict]:
         """Stage 3: the planes (planner JSON entries) on the grid centred on the brain, then,
-        with the fine stage installed, the `fine_keys` again on the fine grid about the AC-PC
-        midpoint found first, in the head frame of the first stage's MSP."""
+        with the fine stage installed, the `fine_keys` on the fine grid about the AC-PC
+        midpoint found first, in the head frame of the first stage's MSP. The first stage
+        fits a fine key itself only where the fine stage could not."""
         size = float(np.max(np.subtract(brain["high_lps"], brain["low_lps"])))
         grid = orientation_grid(np.asarray(brain["centre_lps"]), size)
         volume = resample(slices, grid)
-        fitted = self._decode(self.orientation, grid, volume)
-        if self.fine is not None and fitted:
-            grid = fine_grid(fitted["ACPC"].plane.centre)
-            fitted |= self._decode(self.fine, grid, resample(slices, grid), msp=fitted["MSP"],
-                                   centre_from_acpc_mm=(0.0, 0.0, 0.0), keys=self.fine_keys)
-        return planned_planes(fitted)
+        outputs = self._outputs(self.orientation, volume)
+        if self.fine is None:
+            return planned_planes(self._decode(grid, outputs, volume))
+        first_keys = tuple(k for k in PLANE_KEYS if k not in self.fine_keys or k in ("MSP", "ACPC"))
+        fitted = self._decode(grid, outputs, volume, keys=first_keys)
+        if fitted:
+            fine = fine_grid(fitted["ACPC"].plane.centre)
+            fine_volume = resample(slices, fine)
+            fitted |= self._decode(fine, self._outputs(self.fine, fine_volume), fine_volume,
+                                   msp=fitted["MSP"], centre_from_acpc_mm=(0.0, 0.0, 0.0),
+                                   keys=self.fine_keys)
+            missing = tuple(k for k in self.fine_keys if k not in fitted)
+            if missing:
+                fitted |= self._decode(grid, outputs, volume, msp=fitted["MSP"], keys=missing)
+        return planned_planes({k: fitted[k] for k in PLANE_KEYS if k in fitted})
 
     @staticmethod
-    def _decode(network, grid: Grid, volume, **options) -> dict[str, FittedPlane]:
-        outputs = network(volume.tensor()[None]).numpy()[0]
+    def _outputs(network, volume) -> np.ndarray:
+        """A network's distance and heat maps (X, Y, Z, 2K) on its input volume."""
+        return network(volume.tensor()[None]).numpy()[0]
+
+    @staticmethod
+    def _decode(grid: Grid, outputs: np.ndarray, volume, **options) -> dict[str, FittedPlane]:
         keys = len(PLANE_KEYS)
         return planes_from_outputs(grid, outputs[..., :keys], outputs[..., keys:],
                                    volume=volume, **options)

@@ -14,10 +14,11 @@ stands.
 
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 from scipy import optimize
 
-from isp_node.pipeline.interpolation import sample_trilinear
+from isp_node.pipeline.interpolation import corner, trilinear_at
 from isp_node.pipeline.volume import LocalizerVolume
 
 RADIUS_MM = 55.0  # voxels this close to the brain's centre are compared: brain, not scalp and face
@@ -57,13 +58,13 @@ def symmetry_plane(volume: LocalizerVolume, centre: np.ndarray, normal: np.ndarr
     index = np.argwhere(chosen)
     index = index[::max(1, len(index) // POINTS)]
     points = grid.origin + grid.spacing * index
-    values = volume.image[tuple(index.T)]
+    values = volume.image[tuple(index.T)].astype(np.float64)
     # uncovered voxels and a border around the grid are NaN, and so is any mirror image
     # that touches them: only voxels whose mirror images the localizer shows are compared
     mirror_source = np.pad(np.where(covered, volume.image, np.nan).astype(np.float32), 1,
-                           constant_values=np.nan)
-    to_voxel = np.linalg.inv(grid.affine)
-    to_voxel[:3, 3] += 1.0  # the border
+                           constant_values=np.nan)[None]
+    to_voxel = np.linalg.inv(grid.affine)[:3]
+    to_voxel[:, 3] += 1.0  # the border
     u = np.cross(normal, [0.0, 0.0, 1.0] if abs(normal[2]) < 0.9 else [1.0, 0.0, 0.0])
     u /= np.linalg.norm(u)
     v = np.cross(normal, u)
@@ -78,15 +79,7 @@ def symmetry_plane(volume: LocalizerVolume, centre: np.ndarray, normal: np.ndarr
 
     def mismatch(p: np.ndarray, every: int = 1) -> float:
         n, o = plane(p)
-        chosen = points[::every]
-        mirrored = sample_trilinear(mirror_source, to_voxel, chosen - 2 * (chosen @ n - o)[:, None] * n,
-                                    edge="nearest")
-        both = np.isfinite(mirrored)
-        a, b = values[::every][both], mirrored[both]
-        if len(a) < 50:
-            return 1.0
-        a, b = a - a.mean(), b - b.mean()
-        return -float(a @ b / np.sqrt((a @ a) * (b @ b) + 1e-12))
+        return _mirror_mismatch(mirror_source, to_voxel, points, values, n, o, every)
 
     steps = np.array([[0, 0, 0], [2.0, 0, 0], [0, 2.0, 0], [0, 0, 2.0]])  # degrees, degrees, mm
 
@@ -108,3 +101,38 @@ def symmetry_plane(volume: LocalizerVolume, centre: np.ndarray, normal: np.ndarr
     x, match, trusted = search(best[0], 0.25, FINE_TOLERANCE)
     n, o = plane(x)
     return SymmetryPlane(n, o, match, bool(trusted))
+
+
+@numba.njit(cache=True, nogil=True)
+def _mirror_mismatch(source, to_voxel, points, values, normal, offset, every):
+    """Minus the correlation of every `every`-th of `values` (at `points`) with `source`
+    (NaN where not shown, sampled clamped to its edge) at the points' mirror images about
+    the plane ``normal . x = offset``; 1 when fewer than 50 mirror images are shown.
+    One pass, no temporaries: the searches call it a few hundred times a localizer."""
+    nx, ny, nz = source.shape[1:]
+    count, sa, sb, saa, sbb, sab = 0, 0.0, 0.0, 0.0, 0.0, 0.0
+    mirrored, at = np.empty(3), np.empty(3)
+    for i in range(0, points.shape[0], every):
+        distance = points[i, 0] * normal[0] + points[i, 1] * normal[1] + points[i, 2] * normal[2] - offset
+        for a in range(3):
+            mirrored[a] = points[i, a] - 2.0 * distance * normal[a]
+        for a in range(3):
+            at[a] = (to_voxel[a, 0] * mirrored[0] + to_voxel[a, 1] * mirrored[1]
+                     + to_voxel[a, 2] * mirrored[2] + to_voxel[a, 3])
+        x0, x1, fx, _ = corner(at[0], nx, True)
+        y0, y1, fy, _ = corner(at[1], ny, True)
+        z0, z1, fz, _ = corner(at[2], nz, True)
+        b = trilinear_at(source, 0, x0, x1, fx, y0, y1, fy, z0, z1, fz)
+        if np.isnan(b):
+            continue
+        a = values[i]
+        count += 1
+        sa += a
+        sb += b
+        saa += a * a
+        sbb += b * b
+        sab += a * b
+    if count < 50:
+        return 1.0
+    covariance = sab - sa * sb / count
+    return -covariance / np.sqrt((saa - sa * sa / count) * (sbb - sb * sb / count) + 1e-12)

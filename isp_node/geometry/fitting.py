@@ -12,6 +12,7 @@ found far more finely than the voxel size.
 
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 from isp_node.geometry.planes import unit
@@ -49,26 +50,19 @@ def fit_distance_votes(points: np.ndarray, distances: np.ndarray, weights: np.nd
     `start` plane (e.g. fitted to the most trusted votes) that holds from the first
     round. Raises ValueError when too few votes carry weight or they span no plane.
     """
-    points = np.asarray(points, dtype=float).reshape(-1, 3)
-    distances = np.asarray(distances, dtype=float).ravel()
-    prior = np.ones(len(points)) if weights is None else np.asarray(weights, dtype=float).ravel()
+    points = np.ascontiguousarray(points, dtype=float).reshape(-1, 3)
+    distances = np.ascontiguousarray(distances, dtype=float).ravel()
+    prior = np.ones(len(points)) if weights is None else np.ascontiguousarray(weights, dtype=float).ravel()
     if np.count_nonzero(prior > 0) < MIN_VOTES:
         raise ValueError(f"too few votes to fit a plane ({np.count_nonzero(prior > 0)})")
-    centre = np.average(points, axis=0, weights=prior)  # conditioning: solve about the votes' centre
-    design = np.column_stack([points - centre, -np.ones(len(points))])
-    weight = prior if start is None else \
-        prior * _biweight(points @ start.normal - start.offset - distances, cutoff_mm)
-    for _ in range(iterations):
-        # the weighted normal equations: 4 unknowns, thousands of votes
-        weighted = design.T * weight
-        normal_matrix = weighted @ design
-        if np.linalg.cond(normal_matrix) > MAX_CONDITION:
-            raise ValueError("the votes do not span a plane")
-        solution = np.linalg.solve(normal_matrix, weighted @ distances)
-        residual = design @ solution - distances
-        weight = prior * _biweight(residual, cutoff_mm)
-        if np.count_nonzero(weight) < MIN_VOTES:
-            raise ValueError("too few votes agree on a plane")
+    centre = prior @ points / prior.sum()  # conditioning: solve about the votes' centre
+    # the plane as (n, c) with n . (x - centre) - c = d, started from `start` or all votes
+    begin = np.zeros(4) if start is None else np.append(start.normal, start.offset - centre @ start.normal)
+    solution, residual, weight, status = _reweighted_least_squares(
+        points, centre, distances, prior, begin, start is not None, cutoff_mm, iterations, MAX_CONDITION,
+        MIN_VOTES)
+    if status:
+        raise ValueError("the votes do not span a plane" if status == 1 else "too few votes agree on a plane")
     gradient = float(np.linalg.norm(solution[:3]))
     normal = solution[:3] / gradient
     kept = weight > 0
@@ -77,18 +71,64 @@ def fit_distance_votes(points: np.ndarray, distances: np.ndarray, weights: np.nd
                     residual_mm=rms, support=float(weight.sum()), gradient=gradient)
 
 
-def _biweight(residual: np.ndarray, cutoff: float) -> np.ndarray:
-    """Tukey's biweight: 1 for no residual, falling to 0 at `cutoff` and beyond."""
-    return np.clip(1 - (residual / cutoff) ** 2, 0, None) ** 2
+@numba.njit(cache=True, nogil=True)
+def _reweighted_least_squares(points, centre, distances, prior, solution, started, cutoff,
+                              iterations, max_condition, min_votes):
+    """Iteratively reweighted least squares with Tukey's biweight (1 for no residual,
+    falling to 0 at `cutoff`); the first weights from `solution` when `started`. Returns
+    the solution, the last residuals and weights, and a status: 0 fitted, 1 the votes
+    span no plane, 2 too few votes agree. One pass over the votes per step, no copies."""
+    count = len(distances)
+    residual = np.zeros(count)
+    weight = prior.copy()
+    design = np.empty(4)
+    for round in range(iterations + 1):
+        if round > 0 or started:
+            agreeing = 0
+            for i in range(count):
+                r = -solution[3] - distances[i]
+                for a in range(3):
+                    r += (points[i, a] - centre[a]) * solution[a]
+                residual[i] = r
+                x = 1.0 - (r / cutoff) ** 2
+                weight[i] = prior[i] * x * x if x > 0.0 else 0.0
+                agreeing += weight[i] != 0.0
+            if round > 0 and agreeing < min_votes:
+                return solution, residual, weight, 2
+        if round == iterations:
+            break
+        # the weighted normal equations: 4 unknowns, thousands of votes
+        matrix = np.zeros((4, 4))
+        rhs = np.zeros(4)
+        for i in range(count):
+            w = weight[i]
+            if w == 0.0:
+                continue
+            for a in range(3):
+                design[a] = points[i, a] - centre[a]
+            design[3] = -1.0
+            for r in range(4):
+                wr = w * design[r]
+                rhs[r] += wr * distances[i]
+                for c in range(r, 4):
+                    matrix[r, c] += wr * design[c]
+        for r in range(4):
+            for c in range(r):
+                matrix[r, c] = matrix[c, r]
+        if np.linalg.cond(matrix) > max_condition:
+            return solution, residual, weight, 1
+        solution = np.linalg.solve(matrix, rhs)
+    return solution, residual, weight, 0
 
 
-def weighted_centre(points: np.ndarray, heat: np.ndarray, fraction: float = 0.5) -> np.ndarray | None:
-    """Centre of a heat blob: the heat-weighted mean of the points whose heat is at least
-    `fraction` of the peak (sub-voxel, and blind to faint heat elsewhere). None if all zero."""
-    points = np.asarray(points, dtype=float).reshape(-1, 3)
-    heat = np.asarray(heat, dtype=float).ravel()
+def weighted_centre(heat: np.ndarray, origin: np.ndarray, spacing: float,
+                    fraction: float = 0.5) -> np.ndarray | None:
+    """Centre of a heat blob on the regular grid ``origin + spacing * (i, j, k)``: the
+    heat-weighted mean of the points whose heat is at least `fraction` of the peak
+    (sub-voxel, and blind to faint heat elsewhere). None if all zero."""
     peak = heat.max(initial=0.0)
     if peak <= 0:
         return None
-    near = heat >= fraction * peak
-    return np.average(points[near], axis=0, weights=heat[near])
+    near = np.argwhere(heat >= fraction * peak)
+    return np.asarray(origin, dtype=float) + spacing * np.average(
+        near, axis=0, weights=heat[tuple(near.T)].astype(float))

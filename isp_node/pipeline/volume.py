@@ -7,7 +7,9 @@ and a second channel records how much of the voxel the slices covered. Gaps
 between thick slices stay empty (coverage 0) instead of being invented.
 """
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numba
 import numpy as np
@@ -16,6 +18,7 @@ from isp_node.pipeline.interpolation import bilinear_at
 from isp_node.pipeline.slices import ImageSlice
 
 PARALLEL_TOLERANCE = 1e-3
+SMOOTHING_THREADS = 2  # the anti-aliasing of the slices, most of a resampling's time, runs on this many
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,17 @@ class Grid:
         square = [(self.origin[a] + self.spacing * np.arange(n) - point[a]) ** 2
                   for a, n in enumerate(self.shape)]
         return square[0][:, None, None] + square[1][None, :, None] + square[2][None, None, :]
+
+    def window(self, centre: np.ndarray, radius_mm: float) -> tuple["Grid", tuple[slice, slice, slice]]:
+        """The part of the grid within `radius_mm` of `centre` along every axis: the sub-grid
+        and the index slices that cut it out of an (X, Y, Z, ...) array (possibly empty)."""
+        low = np.ceil((np.asarray(centre, dtype=float) - radius_mm - self.origin) / self.spacing)
+        high = np.floor((np.asarray(centre, dtype=float) + radius_mm - self.origin) / self.spacing) + 1
+        low = np.clip(low, 0, self.shape).astype(int)
+        high = np.maximum(np.clip(high, 0, self.shape).astype(int), low)
+        box = tuple(slice(int(a), int(b)) for a, b in zip(low, high))
+        return Grid(tuple(int(b - a) for a, b in zip(low, high)), self.spacing,
+                    self.origin + self.spacing * low), box
 
     def to_voxel(self, points: np.ndarray) -> np.ndarray:
         """Continuous voxel indices (..., 3) of LPS points (..., 3)."""
@@ -119,12 +133,18 @@ def _accumulate_group(group: list[ImageSlice], grid: Grid,
     relative = np.array([s.position - first.position for s in group])
     axes = np.array([first.col, first.row, first.normal], np.float64)
     _accumulate_stack(
-        np.stack([s.antialiased(grid.spacing) for s in group]),
+        np.stack(list(_smoothing_pool().map(lambda s: s.antialiased(grid.spacing), group))),
         relative @ axes.T / np.array([first.spacing[0], first.spacing[1], 1.0]),
         np.array([s.thickness for s in group], np.float64),
         np.asarray(grid.origin, np.float64) - first.position, axes,
         np.array([first.spacing[0], first.spacing[1], 1.0]), grid.spacing,
         (first.thickness + grid.spacing) / 2, total.reshape(grid.shape), weight.reshape(grid.shape))
+
+
+@lru_cache(maxsize=1)
+def _smoothing_pool() -> ThreadPoolExecutor:
+    """Threads for the slices' anti-aliasing (scipy's filters release the GIL)."""
+    return ThreadPoolExecutor(SMOOTHING_THREADS, thread_name_prefix="antialias")
 
 
 @numba.njit(cache=True, nogil=True)
