@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from isp_node.geometry import PLANE_KEYS, Plane, centre_distance_mm, normal_angle_deg, plane_catalogue, transform_plane
-from isp_node.geometry.catalogue import FRAME_NORMALS, PRESCRIPTIONS, fit_plane, frame_constrained_normal, head_frame
+from isp_node.geometry.catalogue import (
+    FRAME_NORMALS, PRESCRIPTIONS, fit_plane, frame_constrained_normal, head_frame, hippocampal_axis)
 
 A = "AFID:"
 X, Y, Z = np.eye(3)  # Left, Posterior, Superior in LPS
@@ -235,6 +236,16 @@ def test_hippocampal_planes_use_the_long_axis_without_its_left_right_part():
     assert planes["HIPPO_AX"].normal @ Z > 0
     centre = np.mean([lm[f"{A}{s} {p} AM temporal horn"] for s in "LR" for p in ("superior", "inferior")], axis=0)
     np.testing.assert_allclose(planes["HIPPO_COR"].centre, centre)
+    np.testing.assert_allclose(hippocampal_axis(planes["HIPPO_AX"].normal, head_frame(lm)), axis, atol=1e-9)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_hippocampal_axis_of_the_axial_plane_is_the_coronal_normal_in_any_pose(seed):
+    rng = np.random.default_rng(seed)
+    lm = apply(random_rigid(rng), {k: v + rng.normal(0, 2.0, 3) for k, v in aligned_head().items()})
+    planes = plane_catalogue(lm)
+    axis = hippocampal_axis(planes["HIPPO_AX"].normal, head_frame(lm))
+    assert abs(axis @ planes["HIPPO_COR"].normal) == pytest.approx(1.0, abs=1e-9)
 
 
 def test_cow_is_parallel_to_acpc_through_basilar_tip():

@@ -24,10 +24,12 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from isp_node.geometry.catalogue import PLANE_KEYS, HeadFrame, frame_constrained_normal, make_plane
+from isp_node.geometry.catalogue import (
+    PLANE_KEYS, HeadFrame, frame_constrained_normal, hippocampal_axis, make_plane)
 from isp_node.geometry.fitting import PlaneFit, fit_distance_votes, weighted_centre
 from isp_node.geometry.planes import Plane, plane_json, unit
 from isp_node.cascade.symmetry import symmetry_plane
+from isp_node.pipeline.threads import thread_pool
 from isp_node.pipeline.volume import Grid, LocalizerVolume
 
 ORIENTATION_SHAPE = (64, 64, 64)
@@ -40,7 +42,7 @@ FINE_SHAPE = (48, 48, 48)
 FINE_SPACING_MM = 1.5
 # the keys the fine stage plans: those it measured better than the first stage on
 # localizers apart from the evaluation's (`docs/fine_stage_keys.py`, in its model card)
-FINE_KEYS = ("ACPC", "PIT_COR", "HIPPO_AX", "COW")
+FINE_KEYS = ("ACPC", "PIT_COR", "HIPPO_AX", "HIPPO_COR", "COW")
 DISTANCE_RANGE_MM = 20.0  # distances are resolved within +-this of the plane, saturated beyond
 SATURATED_WEIGHT = 0.25  # loss weight of a voxel beyond the band (voxels in it weigh 1)
 TRAINED_MARGIN_MM = 10.0  # distances are learnt this much beyond where the decoding looks
@@ -169,7 +171,9 @@ def planes_from_outputs(grid: Grid, distance: np.ndarray, heat: np.ndarray,
 
     brain_centre = grid.centre
     given, mirror_match = msp is not None, None if msp is None else msp.mirror_match
-    msp, acpc = msp.fit if given else fit("MSP", brain_centre), fit("ACPC", brain_centre)
+    first = ("ACPC",) if given else ("MSP", "ACPC")
+    fitted = dict(zip(first, thread_pool().map(lambda key: fit(key, brain_centre), first)))
+    msp, acpc = msp.fit if given else fitted["MSP"], fitted["ACPC"]
     if msp is None or acpc is None:
         return {}  # no head frame: nothing can be oriented
     if volume is not None and not given:
@@ -181,7 +185,7 @@ def planes_from_outputs(grid: Grid, distance: np.ndarray, heat: np.ndarray,
     frame = frame_from(msp.normal, acpc.normal)
     axes = np.stack([frame.left, frame.posterior, frame.superior])
     acpc_mid = msp.project(acpc.project(brain_centre - np.asarray(centre_from_acpc_mm) @ axes))
-    planes = {}
+    centres = {}
     for key in keys:
         centre = acpc_mid + np.asarray(CENTRE_PRIOR_MM[key]) @ axes
         k = index[key]
@@ -189,11 +193,23 @@ def planes_from_outputs(grid: Grid, distance: np.ndarray, heat: np.ndarray,
             peak = weighted_centre(heat[..., k], grid.origin, grid.spacing)
             if np.linalg.norm(peak - centre) < HEAT_REACH_MM:
                 centre = peak
-        found = {"MSP": msp, "ACPC": acpc}.get(key) or fit(key, centre)
+        centres[key] = centre
+    fitted = {"MSP": msp, "ACPC": acpc}
+    others = [key for key in keys if key not in fitted]
+    fitted |= zip(others, thread_pool().map(lambda key: fit(key, centres[key]), others))
+    planes = {}
+    for key, centre in centres.items():
+        found = fitted[key]
         if found is not None:
             normal = frame_constrained_normal(key, found.normal, frame)
             planes[key] = FittedPlane(make_plane(key, found.project(centre), normal, frame), found,
                                       mirror_match)
+    if "HIPPO_AX" in planes and "HIPPO_COR" in planes:
+        # the hippocampal axis, both planes' one free angle, is found better from the axial
+        # plane's votes than from the coronal's (model card); the coronal keeps its position
+        cor = planes["HIPPO_COR"]
+        axis = hippocampal_axis(planes["HIPPO_AX"].plane.normal, frame)
+        planes["HIPPO_COR"] = replace(cor, plane=make_plane("HIPPO_COR", cor.plane.centre, axis, frame))
     return planes
 
 

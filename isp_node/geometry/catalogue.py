@@ -218,6 +218,13 @@ def frame_constrained_normal(key: str, normal: np.ndarray, frame: HeadFrame) -> 
     return normal
 
 
+def hippocampal_axis(hippo_ax_normal: np.ndarray, frame: HeadFrame) -> np.ndarray:
+    """The hippocampal long axis (HIPPO_COR's normal) of a HIPPO_AX plane: that plane contains
+    the axis and Left, so the axis is its normal turned 90 degrees about Left (pointing
+    Posterior, as a coronal plane's normal does)."""
+    return oriented(unit(np.cross(frame.left, hippo_ax_normal)), frame.posterior)
+
+
 def _mid(*points: np.ndarray) -> np.ndarray:
     return np.mean(np.stack(points), axis=0)
 

@@ -7,18 +7,16 @@ and a second channel records how much of the voxel the slices covered. Gaps
 between thick slices stay empty (coverage 0) instead of being invented.
 """
 
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numba
 import numpy as np
 
 from isp_node.pipeline.interpolation import bilinear_at
 from isp_node.pipeline.slices import ImageSlice
+from isp_node.pipeline.threads import thread_pool
 
 PARALLEL_TOLERANCE = 1e-3
-SMOOTHING_THREADS = 2  # the anti-aliasing of the slices, most of a resampling's time, runs on this many
 
 
 @dataclass(frozen=True)
@@ -133,18 +131,12 @@ def _accumulate_group(group: list[ImageSlice], grid: Grid,
     relative = np.array([s.position - first.position for s in group])
     axes = np.array([first.col, first.row, first.normal], np.float64)
     _accumulate_stack(
-        np.stack(list(_smoothing_pool().map(lambda s: s.antialiased(grid.spacing), group))),
+        np.stack(list(thread_pool().map(lambda s: s.antialiased(grid.spacing), group))),
         relative @ axes.T / np.array([first.spacing[0], first.spacing[1], 1.0]),
         np.array([s.thickness for s in group], np.float64),
         np.asarray(grid.origin, np.float64) - first.position, axes,
         np.array([first.spacing[0], first.spacing[1], 1.0]), grid.spacing,
         (first.thickness + grid.spacing) / 2, total.reshape(grid.shape), weight.reshape(grid.shape))
-
-
-@lru_cache(maxsize=1)
-def _smoothing_pool() -> ThreadPoolExecutor:
-    """Threads for the slices' anti-aliasing (scipy's filters release the GIL)."""
-    return ThreadPoolExecutor(SMOOTHING_THREADS, thread_name_prefix="antialias")
 
 
 @numba.njit(cache=True, nogil=True)
