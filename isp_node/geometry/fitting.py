@@ -82,8 +82,8 @@ def _reweighted_least_squares(points, centre, distances, prior, solution, starte
     residual = np.zeros(count)
     weight = prior.copy()
     design = np.empty(4)
-    for round in range(iterations + 1):
-        if round > 0 or started:
+    for step in range(iterations + 1):
+        if step > 0 or started:
             agreeing = 0
             for i in range(count):
                 r = -solution[3] - distances[i]
@@ -93,9 +93,9 @@ def _reweighted_least_squares(points, centre, distances, prior, solution, starte
                 x = 1.0 - (r / cutoff) ** 2
                 weight[i] = prior[i] * x * x if x > 0.0 else 0.0
                 agreeing += weight[i] != 0.0
-            if round > 0 and agreeing < min_votes:
+            if step > 0 and agreeing < min_votes:
                 return solution, residual, weight, 2
-        if round == iterations:
+        if step == iterations:
             break
         # the weighted normal equations: 4 unknowns, thousands of votes
         matrix = np.zeros((4, 4))
