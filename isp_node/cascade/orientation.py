@@ -171,9 +171,9 @@ def planes_from_outputs(grid: Grid, distance: np.ndarray, heat: np.ndarray,
 
     brain_centre = grid.centre
     given, mirror_match = msp is not None, None if msp is None else msp.mirror_match
-    first = ("ACPC",) if given else ("MSP", "ACPC")
-    fitted = dict(zip(first, thread_pool().map(lambda key: fit(key, brain_centre), first)))
-    msp, acpc = msp.fit if given else fitted["MSP"], fitted["ACPC"]
+    framing = ("ACPC",) if given else ("MSP", "ACPC")
+    frame_fits = dict(zip(framing, thread_pool().map(lambda key: fit(key, brain_centre), framing)))
+    msp, acpc = msp.fit if given else frame_fits["MSP"], frame_fits["ACPC"]
     if msp is None or acpc is None:
         return {}  # no head frame: nothing can be oriented
     if volume is not None and not given:
