@@ -176,3 +176,24 @@ def test_fine_stage_learns_on_shards_of_its_own_grid(tmp_path):
                          tmp_path / "work", progress=False)
     assert model.output_shape == (None, *FINE_SHAPE, 2 * len(PLANE_KEYS))
     assert np.isfinite(state["losses"][-1][1])
+    # mirrored samples: the input flipped left-right, the targets those of the mirrored planes
+    from isp_node.cascade.orientation import mirrored_plane_array, plane_targets
+    from isp_node.cascade.training import Batches
+    from isp_node.pipeline.volume import Grid
+
+    batches = Batches(Recipe("fine", steps=1, batch=1, learning_rate=1e-3, mirror=True), paths)
+    grids = [Grid(FINE_SHAPE, FINE_SPACING_MM, g[:3]) for g in data["fine_grids"]]
+    targets = {(i, flip): plane_targets(grid, mirrored_plane_array(planes, float(grid.centre[0]))
+                                        if flip else planes).stacked()
+               for i, (grid, planes) in enumerate(zip(grids, data["planes"])) for flip in (False, True)}
+    images = data["fine_volumes"][..., 0].astype(np.float32)
+    seen = set()
+    for step in range(12):
+        x, y, _ = batches.batch(step)
+        (i, flipped), = [case for case, target in targets.items() if np.allclose(y[0], target, atol=1e-6)]
+        # the input is the same case, mirrored with its targets (intensities remapped, ranks kept)
+        same, other = (np.corrcoef(x[0, ..., 0].ravel(), image.ravel())[0, 1]
+                       for image in ((images[i, ::-1], images[i]) if flipped else (images[i], images[i, ::-1])))
+        assert same > 0.8 and other < same - 0.3
+        seen.add(flipped)
+    assert seen == {True, False}

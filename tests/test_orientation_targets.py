@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from isp_node.cascade.orientation import (
-    DISTANCE_RANGE_MM, SATURATED_WEIGHT, VOTE_RADIUS_MM, orientation_grid, plane_array,
-    plane_targets, planes_from_outputs)
+    DISTANCE_RANGE_MM, SATURATED_WEIGHT, VOTE_RADIUS_MM, mirrored_plane_array, orientation_grid,
+    plane_array, plane_targets, planes_from_outputs)
 from isp_node.geometry import PLANE_KEYS, normal_angle_deg, plane_catalogue, transform_plane
 from isp_node.geometry.rotations import head_rotation, rigid
 
@@ -63,6 +63,32 @@ def _decodable(grid, truth: dict) -> tuple:
     """(grid, distance, heat) as a perfect network would give them for `truth`."""
     targets = plane_targets(grid, plane_array(truth))
     return grid, targets.distance, targets.heat
+
+
+def _mirrored_landmarks(landmarks: dict, x_mm: float) -> dict:
+    """The landmarks of the head mirrored about x = `x_mm`: positions reflected, left and
+    right names swapped."""
+    def swapped(name: str) -> str:
+        for left, right in (("AFID:L ", "AFID:R "), ("L_", "R_")):
+            if name.startswith(left):
+                return right + name[len(left):]
+            if name.startswith(right):
+                return left + name[len(right):]
+        return name
+    return {swapped(k): np.array([2 * x_mm - v[0], v[1], v[2]]) for k, v in landmarks.items()}
+
+
+def test_mirrored_planes_are_the_catalogue_planes_of_the_mirrored_head(mni_head):
+    """Training on mirror images needs the planes a mirrored head has: the catalogue,
+    computed from the mirrored landmarks, must agree, sides and normals' signs included."""
+    pose = rigid(head_rotation(12, -7, 5), np.array([3.0, -8.0, 10.0]))
+    landmarks = {k: pose[:3, :3] @ v + pose[:3, 3] for k, v in mni_head.landmarks.items()}
+    planes = plane_array(plane_catalogue(landmarks))
+    mirrored = mirrored_plane_array(planes, 7.5)
+    expected = plane_array(plane_catalogue(_mirrored_landmarks(landmarks, 7.5)))
+    np.testing.assert_allclose(mirrored, expected, atol=1e-3)
+    assert not np.allclose(mirrored, planes, atol=1.0)
+    np.testing.assert_allclose(mirrored_plane_array(mirrored, 7.5), planes, atol=1e-4)
 
 
 def test_distance_is_learnt_wherever_the_decoding_looks_for_votes(mni_head):

@@ -25,7 +25,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from isp_node.geometry.catalogue import (
-    PLANE_KEYS, HeadFrame, frame_constrained_normal, hippocampal_axis, make_plane)
+    PLANE_KEYS, PRESCRIPTIONS, SAGITTAL, HeadFrame, frame_constrained_normal, hippocampal_axis,
+    make_plane)
 from isp_node.geometry.fitting import PlaneFit, fit_distance_votes, weighted_centre
 from isp_node.geometry.planes import Plane, plane_json, unit
 from isp_node.cascade.symmetry import symmetry_plane
@@ -76,6 +77,23 @@ def plane_array(planes: dict[str, Plane]) -> np.ndarray:
         if key in planes:
             out[i] = [planes[key].centre, planes[key].normal]
     return out
+
+
+# the keys whose planes change sides in a mirror image of the head
+MIRRORED_KEYS = {"OPTIC_SAG_L": "OPTIC_SAG_R", "OPTIC_SAG_R": "OPTIC_SAG_L"}
+
+
+def mirrored_plane_array(planes: np.ndarray, x_mm: float) -> np.ndarray:
+    """The `plane_array` of the head mirrored left-right about the plane x = `x_mm` (LPS):
+    the planes a mirrored localizer shows. Left and right planes swap, and normals keep
+    the catalogue's convention (a sagittal plane's normal points to the mirrored head's
+    Left, which is the mirror image of the original's right)."""
+    out = np.array(planes, dtype=np.float32, copy=True)
+    out[:, 0, 0] = 2 * x_mm - out[:, 0, 0]
+    out[:, 1, 0] *= -1
+    sagittal = np.array([PRESCRIPTIONS[key].kind == SAGITTAL for key in PLANE_KEYS])
+    out[sagittal, 1] *= -1
+    return out[[PLANE_KEYS.index(MIRRORED_KEYS.get(key, key)) for key in PLANE_KEYS]]
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,8 @@ from scipy import ndimage
 
 from isp_node.cascade import datasets
 from isp_node.cascade.models import IQ_CLASSES, build_coverage_net, build_iq_net, build_orientation_net
-from isp_node.cascade.orientation import FINE_SHAPE, ORIENTATION_SHAPE, plane_targets
+from isp_node.cascade.orientation import (
+    FINE_SHAPE, ORIENTATION_SHAPE, mirrored_plane_array, plane_targets)
 from isp_node.geometry import PLANE_KEYS
 from isp_node.pipeline.image_input import normalised
 from isp_node.pipeline.volume import Grid
@@ -36,6 +37,7 @@ class Recipe:
     checkpoint_every: int = 200
     cosine_decay: bool = False  # learning rate falls to 0 over the steps (else constant)
     start_from: str = ""  # weights of the same network to start from (else random, by seed)
+    mirror: bool = False  # orientation tasks: half the samples mirrored left-right, planes too
 
 
 DEFAULT_RECIPES = {
@@ -43,7 +45,9 @@ DEFAULT_RECIPES = {
     "iq": Recipe("iq", steps=12000, batch=64, learning_rate=2e-3, seed=1, cosine_decay=True),
     "coverage": Recipe("coverage", steps=1500, batch=4, learning_rate=2e-3, cosine_decay=True),
     "orientation": Recipe("orientation", steps=2000, batch=2, learning_rate=1e-3, cosine_decay=True),
-    "fine": Recipe("fine", steps=1500, batch=4, learning_rate=1e-3, cosine_decay=True),
+    # mirror images: a second, mirrored anatomy for every individual (the first two
+    # training runs, in the model card, had none)
+    "fine": Recipe("fine", steps=1500, batch=4, learning_rate=1e-3, cosine_decay=True, mirror=True),
 }
 # where each orientation task's inputs are in the shards: volumes and their grids
 ORIENTATION_FIELDS = {"orientation": ("orientation_volumes", "orientation_grids"),
@@ -145,8 +149,7 @@ def _augment_volumes(volumes: np.ndarray, brains: np.ndarray,
 
 def _augment_intensity(volumes: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Random intensity curves (as for the images), then intensity gamma and scale of the
-    image channel (contrast varies between scanners and heads); no flips where the
-    targets have a side."""
+    image channel (contrast varies between scanners and heads)."""
     volumes = np.array(volumes, dtype=np.float32)
     for i in np.flatnonzero(rng.uniform(size=len(volumes)) < REMAPPED_FRACTION):
         volumes[i, ..., 0] = random_intensity_curve(rng)(volumes[i, ..., 0])
@@ -199,8 +202,13 @@ class Batches:
             return x.astype(np.float32), self.y[index], self.weights[index]
         if self.recipe.task in ORIENTATION_FIELDS:
             x = _augment_intensity(self.x[index].astype(np.float32), rng)
-            y = np.stack([plane_targets(Grid(tuple(x.shape[1:4]), float(g[3]), g[:3]), planes).stacked()
-                          for g, planes in zip(self.grids[index], self.y[index])])
+            grids = [Grid(tuple(x.shape[1:4]), float(g[3]), g[:3]) for g in self.grids[index]]
+            planes = list(self.y[index])
+            if self.recipe.mirror:
+                for i in np.flatnonzero(rng.uniform(size=len(x)) < 0.5):
+                    x[i] = x[i, ::-1]
+                    planes[i] = mirrored_plane_array(planes[i], float(grids[i].centre[0]))
+            y = np.stack([plane_targets(grid, p).stacked() for grid, p in zip(grids, planes)])
             return np.ascontiguousarray(x), y, None
         x, y = _augment_volumes(self.x[index].astype(np.float32),
                                 self.y[index].astype(np.float32) / 255, rng)
