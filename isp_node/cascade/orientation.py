@@ -43,7 +43,7 @@ FINE_SHAPE = (48, 48, 48)
 FINE_SPACING_MM = 1.5
 # the keys the fine stage plans: those it measured better than the first stage on
 # localizers apart from the evaluation's (`docs/fine_stage_keys.py`, in its model card)
-FINE_KEYS = ("ACPC", "PIT_COR", "HIPPO_AX", "HIPPO_COR", "COW")
+FINE_KEYS = ("ACPC", "PIT_SAG", "PIT_COR", "IAC_COR", "HIPPO_AX", "HIPPO_COR", "COW")
 DISTANCE_RANGE_MM = 20.0  # distances are resolved within +-this of the plane, saturated beyond
 SATURATED_WEIGHT = 0.25  # loss weight of a voxel beyond the band (voxels in it weigh 1)
 TRAINED_MARGIN_MM = 10.0  # distances are learnt this much beyond where the decoding looks
