@@ -45,7 +45,7 @@ DEFAULT_RECIPES = {
     "iq": Recipe("iq", steps=12000, batch=64, learning_rate=2e-3, seed=1, cosine_decay=True),
     "coverage": Recipe("coverage", steps=1500, batch=4, learning_rate=2e-3, cosine_decay=True),
     "orientation": Recipe("orientation", steps=2000, batch=2, learning_rate=1e-3, cosine_decay=True),
-    # mirror images: a second, mirrored anatomy for every individual (the first two
+    # mirror images: a second, mirrored anatomy for every individual (the first three
     # training runs, in the model card, had none)
     "fine": Recipe("fine", steps=1500, batch=4, learning_rate=1e-3, cosine_decay=True, mirror=True),
 }
