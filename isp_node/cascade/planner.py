@@ -23,7 +23,7 @@ from isp_node.cascade.models import IQ_CLASSES
 from isp_node.cascade.orientation import (
     FINE_KEYS, FittedPlane, fine_grid, orientation_grid, planes_from_outputs, planned_planes)
 from isp_node.cascade.verdict import localizer_verdict
-from isp_node.pipeline.image_input import iq_input
+from isp_node.pipeline.image_input import iq_inputs
 from isp_node.pipeline.loader import LocalizerError, load_localizer
 from isp_node.pipeline.planner import PlanRequest, Planner
 from isp_node.geometry import PLANE_KEYS
@@ -112,7 +112,7 @@ class Cascade:
     def run(self, slices) -> dict:
         """Verdict, per-image classes, brain coverage and planes of one localizer's slices."""
         started = time.perf_counter()
-        images = np.stack([iq_input(s) for s in slices])[..., None]
+        images = iq_inputs(slices)[..., None]
         probabilities = self.iq(images).numpy()
         classes = [IQ_CLASSES[i] for i in probabilities.argmax(axis=1)]
         grid = Grid.centred(localizer_centre(slices), GRID_SHAPE, GRID_SPACING_MM)

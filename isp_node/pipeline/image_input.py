@@ -13,24 +13,40 @@ import numpy as np
 from scipy import ndimage
 
 from isp_node.pipeline.interpolation import interpolation_matrix
-from isp_node.pipeline.slices import ImageSlice, antialias_sigma
+from isp_node.pipeline.slices import ImageSlice, PixelStack, antialias_sigma
 
 IQ_SIZE = 64
 
 
 def iq_input(s: ImageSlice, size: int = IQ_SIZE) -> np.ndarray:
     """(size, size) float32 image covering the slice's field of view."""
-    rows, cols = s.shape
-    step = max(rows * s.spacing[0], cols * s.spacing[1]) / size  # mm per output pixel, both axes
-    out = (_axis_operator(rows, s.spacing[0], step, size) @ s.pixels.astype(np.float32)
-           @ _axis_operator(cols, s.spacing[1], step, size).T)
-    return normalised(out).astype(np.float32)
+    return iq_inputs([s], size)[0]
 
 
-def normalised(image: np.ndarray) -> np.ndarray:
-    """`image` divided by its own 99th percentile (unchanged if that is not positive)."""
-    scale = float(np.percentile(image, 99))
-    return image / scale if scale > 0 else image
+def iq_inputs(slices: list[ImageSlice], size: int = IQ_SIZE) -> np.ndarray:
+    """(N, size, size) float32: `iq_input` of every slice, the slices of one matrix and pixel
+    size taken together (two matrix products for a whole 3D scout instead of two per image)."""
+    out = np.empty((len(slices), size, size), np.float32)
+    stacks: dict[tuple, list[int]] = {}
+    for i, s in enumerate(slices):
+        stacks.setdefault((s.shape, tuple(s.spacing)), []).append(i)
+    for ((rows, cols), spacing), members in stacks.items():
+        step = max(rows * spacing[0], cols * spacing[1]) / size  # mm per output pixel, both axes
+        stack = PixelStack.of([slices[i] for i in members], step)
+        pixels, (_, rows, cols), spacing = stack.pixels, stack.pixels.shape, stack.spacing
+        along_rows = _axis_operator(rows, spacing[0], step, size)  # (size, rows)
+        along_cols = _axis_operator(cols, spacing[1], step, size)  # (size, cols)
+        images = along_rows @ pixels.transpose(1, 0, 2).reshape(rows, -1)  # one product for all
+        images = images.reshape(size, len(members), cols).transpose(1, 0, 2).reshape(-1, cols)
+        out[members] = normalised((images @ along_cols.T).reshape(len(members), size, size))
+    return out
+
+
+def normalised(images: np.ndarray) -> np.ndarray:
+    """Each image (last two axes) divided by its own 99th percentile (unchanged if that is
+    not positive)."""
+    scale = np.percentile(images, 99, axis=(-2, -1), keepdims=True)
+    return images / np.where(scale > 0, scale, 1.0)
 
 
 @lru_cache(maxsize=64)
@@ -43,6 +59,6 @@ def _axis_operator(n: int, spacing_mm: float, step_mm: float, size: int) -> np.n
     blur = ndimage.gaussian_filter1d(np.eye(n), sigma, axis=0) if sigma > 0 else np.eye(n)
     position = (n - 1) / 2 + (np.arange(size) - (size - 1) / 2) * step_mm / spacing_mm
     inside = (position > -0.5) & (position < n - 0.5)
-    operator = (interpolation_matrix(position, n) @ blur) * inside[:, None]
+    operator = ((interpolation_matrix(position, n) @ blur) * inside[:, None]).astype(np.float32)
     operator.flags.writeable = False
     return operator

@@ -13,8 +13,7 @@ import numba
 import numpy as np
 
 from isp_node.pipeline.interpolation import bilinear_at
-from isp_node.pipeline.slices import ImageSlice
-from isp_node.pipeline.threads import thread_pool
+from isp_node.pipeline.slices import ImageSlice, PixelStack
 
 PARALLEL_TOLERANCE = 1e-3
 
@@ -128,15 +127,16 @@ def _accumulate_group(group: list[ImageSlice], grid: Grid,
                       total: np.ndarray, weight: np.ndarray) -> None:
     """Add one stack's contribution to the weighted sums (flat) of every voxel."""
     first = group[0]
+    stack = PixelStack.of(group, grid.spacing)
+    pixel_mm = np.array([stack.spacing[0], stack.spacing[1], 1.0])
     relative = np.array([s.position - first.position for s in group])
     axes = np.array([first.col, first.row, first.normal], np.float64)
     _accumulate_stack(
-        np.stack(list(thread_pool().map(lambda s: s.antialiased(grid.spacing), group))),
-        relative @ axes.T / np.array([first.spacing[0], first.spacing[1], 1.0]),
+        stack.antialiased(grid.spacing), relative @ axes.T / pixel_mm,
         np.array([s.thickness for s in group], np.float64),
-        np.asarray(grid.origin, np.float64) - first.position, axes,
-        np.array([first.spacing[0], first.spacing[1], 1.0]), grid.spacing,
-        (first.thickness + grid.spacing) / 2, total.reshape(grid.shape), weight.reshape(grid.shape))
+        np.asarray(grid.origin, np.float64) - first.position - stack.offset, axes, pixel_mm,
+        grid.spacing, (first.thickness + grid.spacing) / 2, total.reshape(grid.shape),
+        weight.reshape(grid.shape))
 
 
 @numba.njit(cache=True, nogil=True)

@@ -14,7 +14,7 @@ import numpy as np
 from isp_node.cascade.brain import brain_summary
 from isp_node.cascade.orientation import FINE_SPACING_MM, fine_grid, orientation_grid
 from isp_node.geometry import Plane
-from isp_node.pipeline.image_input import iq_input
+from isp_node.pipeline.image_input import iq_inputs
 from isp_node.pipeline.volume import Grid, LocalizerVolume, localizer_centre, resample
 from isp_node.simulation.acquisition import Subject
 from isp_node.simulation.cases import LABELS, simulate_case
@@ -71,7 +71,7 @@ def training_sample(seed: int, grid_shape: tuple[int, int, int] = GRID_SHAPE,
             size * float(np.exp(rng.normal(0, SIZE_JITTER)))))
     return TrainingSample(
         seed=seed, volume=volume, orientation=orientation, brain=brain.astype(np.float32),
-        images=np.stack([iq_input(s) for s in case.slices]),
+        images=iq_inputs(case.slices),
         labels=np.array([LABELS.index(label) for label in case.labels]),
         usable=case.usable, kind=case.kind, orientations=[s.orientation for s in case.slices],
         brain_mm2=np.array(case.brain_mm2, np.float32), planes=case.planes,
