@@ -111,7 +111,7 @@ TRAIN_DATA = {"first_seed": 0, "count": 2000, "heads": ("mni",), "views": 2}
 TRAIN_DATA_FULL_RESOLUTION = {"first_seed": 2000, "count": 400, "heads": ("mni",), "views": 2,
                               "full_resolution": True}
 # the fine stage learns on usable localizers only: it runs on no other
-FINE_TRAIN_DATA = {"first_seed": 0, "count": 4000, "heads": ("mni",), "views": 2,
+FINE_TRAIN_DATA = {"first_seed": 0, "count": 6000, "heads": ("mni",), "views": 2,
                    "unusable_fraction": 0.0, "fine": True}
 EVAL_DATA = {"pydeface": {"first_seed": 1_000_000, "count": 300, "heads": ("pydeface",)},
              "mni": {"first_seed": 2_000_000, "count": 200, "heads": ("mni",)}}
