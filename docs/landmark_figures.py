@@ -1,6 +1,6 @@
 """Draw the QA figures of the annotated landmarks: three orthogonal crops per landmark, two landmarks a row.
 
-Usage: python docs/landmark_figures.py {mni,pydeface} OUT.png [--half-width MM]
+Usage: python docs/landmark_figures.py {mni,pydeface,robex} OUT.png [--half-width MM]
 
 Views are in radiological convention: axial and coronal show the patient's
 right on the image left; sagittal shows anterior on the left. Needs the
@@ -17,7 +17,9 @@ import numpy as np  # noqa: E402
 from scipy.ndimage import map_coordinates  # noqa: E402
 
 from isp_node.simulation.anatomy import (  # noqa: E402
-    MNI_LANDMARKS_FILE, Head, load_mni_head, load_pydeface_head, read_landmark_file)
+    MNI_LANDMARKS_FILE, Head, load_mni_head, load_pydeface_head, load_robex_head, read_landmark_file)
+
+LOADERS = {"mni": load_mni_head, "pydeface": load_pydeface_head, "robex": load_robex_head}
 
 STEP_MM = 0.25
 # (title, screen-right direction, screen-up direction) in LPS
@@ -66,12 +68,12 @@ def draw(head: Head, keys: list[str], out: str, half_width: float, per_row: int 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("head", choices=("mni", "pydeface"))
+    parser.add_argument("head", choices=sorted(LOADERS))
     parser.add_argument("out")
     parser.add_argument("--half-width", type=float, default=20.0)
     parser.add_argument("--keys", nargs="*", help="landmark keys (default: the annotated ones)")
     args = parser.parse_args()
-    head = load_mni_head() if args.head == "mni" else load_pydeface_head()
+    head = LOADERS[args.head]()
     keys = args.keys or list(read_landmark_file(MNI_LANDMARKS_FILE))
     draw(head, keys, args.out, args.half_width)
 

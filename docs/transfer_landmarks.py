@@ -1,14 +1,14 @@
-"""Carry the MNI landmarks (AFIDs and annotated) onto the pydeface mean head.
+"""Carry the MNI landmarks (AFIDs and annotated) onto another training head (pydeface, robex).
 
-Usage: python docs/transfer_landmarks.py OUT.json [--fix KEY=x,y,z ...]
+Usage: python docs/transfer_landmarks.py {pydeface,robex} OUT.json [--fix KEY=x,y,z ...]
 
-1. Global affine registration MNI -> pydeface head (LPS to LPS), maximising the
+1. Global affine registration MNI -> the head (LPS to LPS), maximising the
    normalised cross-correlation of the two T1 images over the MNI head, coarse
    to fine (8, 4, 2 mm smoothing and sampling).
 2. Per landmark, a local translation (block matching over a 30 mm cube, +-6 mm
    search) corrects what one affine cannot (face, ears, brain shape).
 3. ``--fix`` overrides points that were corrected by hand after looking at the
-   QA figure (docs/landmarks_pydeface.png); they are recorded as such.
+   QA figure (docs/landmarks_<head>.png); they are recorded as such.
 
 Prints the affine, the per-landmark correction and the local correlation so
 that poorly matched points stand out.
@@ -25,14 +25,23 @@ from scipy.optimize import minimize
 
 from isp_node.geometry.catalogue import ANNOTATED_LANDMARKS
 from isp_node.simulation.anatomy import (
-    MNI_LANDMARKS_FILE, PYDEFACE_MEAN, fetch, load_mni_head, read_nifti)
+    MNI_LANDMARKS_FILE, PYDEFACE_MEAN, ROBEX_ATLAS, fetch, load_mni_head, read_nifti)
 
-CHECKED = (
+HEADS = {"pydeface": PYDEFACE_MEAN, "robex": ROBEX_ATLAS}
+CHECKED = {"pydeface": (
     "Looked at every annotated landmark and at AC, PC and the genu on orthogonal crops. Ear canals and "
     "globes are sharp in this head and the points sit on them (about 1-2 mm). Lateral canthi are on the "
     "skin lateral to the globes (about 3-4 mm, the commissure is not resolved). Brain landmarks and AFIDs "
     "follow the blurred mean brain (about 2-3 mm); the internal auditory canals are not visible in this "
-    "head and rest on the registration alone (about 3-4 mm).")
+    "head and rest on the registration alone (about 3-4 mm)."), "robex": (
+    'Looked at AC, PC, the genu and splenium, PMJ, the four LV points, the pituitary, the IACs and '
+    'the hippocampal points on orthogonal crops (docs/landmarks_robex.png). AC, PC, the splenium and '
+    'the pituitary sit on their structures (about 1-2 mm); the genu point lies a few mm below the '
+    'genu, the LV points on the ventricle wall or up to 5 mm beside it in white matter (CSF is faint '
+    'in this image), '
+    'PMJ inside the pons behind the junction. The affine needed large scales and shears (0.66-0.88), '
+    'and the local corrections came out at 1.4-11.4 mm. Good enough to centre the deformations, not '
+    'to define planes: the head trains stages 1-2 only.')}
 BLOCK_HALF_MM = 15.0
 SEARCH_MM = 6.0
 
@@ -111,13 +120,15 @@ def refine(mni, target, target_affine, transform, point) -> tuple[np.ndarray, fl
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("head", choices=sorted(HEADS))
     parser.add_argument("out")
     parser.add_argument("--fix", nargs="*", default=[], help="KEY=x,y,z (LPS mm) hand corrections")
     args = parser.parse_args()
     mni = load_mni_head()
-    target, target_affine = read_nifti(fetch((PYDEFACE_MEAN,))[PYDEFACE_MEAN])
+    item = HEADS[args.head]
+    target, target_affine = read_nifti(fetch((item,))[item])
     transform = register_affine(mni, target, target_affine)
-    print("affine MNI -> pydeface (LPS):\n", np.array2string(transform, precision=4, suppress_small=True))
+    print(f"affine MNI -> {args.head} (LPS):\n", np.array2string(transform, precision=4, suppress_small=True))
     fixes = {k: [float(v) for v in c.split(",")] for k, c in (f.split("=") for f in args.fix)}
     annotated = json.loads(resources.files("isp_node.simulation").joinpath(
         "data", MNI_LANDMARKS_FILE).read_text())["landmarks"]
@@ -128,17 +139,17 @@ def main() -> None:
         how = f"affine, then local block match (shift {np.linalg.norm(moved - affine_only):.1f} mm, ncc {before:.2f}->{after:.2f})"
         if key in fixes:
             moved = np.array(fixes[key])
-            how = "placed by hand on the pydeface head after the transfer looked wrong"
+            how = f"placed by hand on the {args.head} head after the transfer looked wrong"
         print(f"{key:34s} {np.round(moved, 1)}  {how}")
         description = annotated[key]["description"] if key in annotated else f"AFIDs fiducial '{key[5:]}'."
         out[key] = {"lps_mm": [round(float(v), 1) for v in moved], "description": description, "placement": how}
     data = {
-        "head": "pydeface 2.1.0 pydeface/data/mean_reg2mean.nii.gz",
+        "head": f"{item.project} {item.version} {item.member}",
         "coordinates": "DICOM patient coordinates, LPS, millimetres (image world space with x and y negated)",
         "method": ("MNI landmarks (AFIDs + " + ", ".join(k for k in ANNOTATED_LANDMARKS if k in annotated)
-                   + ") carried over by docs/transfer_landmarks.py; checked on docs/landmarks_pydeface.png"),
-        "checked": CHECKED,
-        "affine_mni_to_pydeface_lps": [[round(float(v), 5) for v in row] for row in transform],
+                   + ") carried over by docs/transfer_landmarks.py; checked on docs/landmarks_{args.head}.png"),
+        "checked": CHECKED[args.head],
+        "affine_mni_to_head_lps": [[round(float(v), 5) for v in row] for row in transform],
         "landmarks": out,
     }
     text = json.dumps(data, indent=1)

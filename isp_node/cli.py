@@ -105,17 +105,27 @@ def _simulate(args: argparse.Namespace) -> int:
     return 0
 
 
-TRAIN_DATA = {"first_seed": 0, "count": 2000, "heads": ("mni",), "views": 2}
+# stages 1-2 learn two heads: the MNI template and the ROBEX reference head (a real individual)
+TRAIN_DATA = {"first_seed": 0, "count": 2000, "heads": ("mni", "robex"), "views": 2}
 # LocalizerIQ-Net also learns from localizers rendered as a scanner sends them (the noise
 # grain of an image anti-aliased by the loader is not the fast path's)
-TRAIN_DATA_FULL_RESOLUTION = {"first_seed": 2000, "count": 400, "heads": ("mni",), "views": 2,
+TRAIN_DATA_FULL_RESOLUTION = {"first_seed": 2000, "count": 400, "heads": ("mni", "robex"), "views": 2,
                               "full_resolution": True}
+# Orientation-Net learns planes from landmarks placed with care: the MNI head's alone (the
+# ROBEX head's were carried over by registration and checked less)
+ORIENTATION_TRAIN_DATA = {**TRAIN_DATA, "heads": ("mni",)}
 # the fine stage learns on usable localizers only: it runs on no other
 FINE_TRAIN_DATA = {"first_seed": 0, "count": 6000, "heads": ("mni",), "views": 2,
                    "unusable_fraction": 0.0, "fine": True}
 EVAL_DATA = {"pydeface": {"first_seed": 1_000_000, "count": 300, "heads": ("pydeface",)},
              "mni": {"first_seed": 2_000_000, "count": 200, "heads": ("mni",)}}
 EVAL_DICOM = {"pydeface": (3_000_000, 60), "mni": (4_000_000, 40)}  # localizers written as DICOM
+
+
+def data_directory_name(name: str, heads: tuple[str, ...]) -> str:
+    """One directory per data set: `name`, followed by the heads unless they are MNI alone
+    (the directories made before there was a choice)."""
+    return name if heads == ("mni",) else f"{name}_{'-'.join(heads)}"
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -132,11 +142,14 @@ def _train(args: argparse.Namespace) -> int:
         recipe = replace(recipe, seed=args.seed)
     if args.start_from:
         recipe = replace(recipe, start_from=str(args.start_from))
-    data = [Path(args.data) / ("train_fine" if args.task == "fine" else "train")]
-    make_dataset(data[0], DatasetSpec(**(FINE_TRAIN_DATA if args.task == "fine" else TRAIN_DATA)))
+    specs = {"fine": {"train_fine": FINE_TRAIN_DATA},
+             "orientation": {"train": ORIENTATION_TRAIN_DATA}}.get(args.task, {"train": TRAIN_DATA})
     if args.task == "iq":
-        data.append(Path(args.data) / "train_full_resolution")
-        make_dataset(data[1], DatasetSpec(**TRAIN_DATA_FULL_RESOLUTION))
+        specs["train_full_resolution"] = TRAIN_DATA_FULL_RESOLUTION
+    data = []
+    for name, spec in specs.items():
+        data.append(Path(args.data) / data_directory_name(name, spec["heads"]))
+        make_dataset(data[-1], DatasetSpec(**spec))
     work = Path(args.work) / args.task
     model, state = train(recipe, data, work)
     out = Path(args.models)

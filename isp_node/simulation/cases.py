@@ -27,7 +27,8 @@ from isp_node.simulation.protocols import Protocol, StackSpec, random_protocol
 KINDS = ("usable", "miss", "noise", "artifact", "object")
 UNUSABLE_KINDS = KINDS[1:]
 LABELS = ("anatomy", "artifact", "irrelevant")
-HEADS = ("mni", "pydeface")
+HEADS = ("mni", "pydeface", "robex")
+DEFAULT_HEADS = ("mni", "pydeface")  # robex (its landmarks checked less) only when asked for
 FAMILIES = ("T1", "T2", "PD")
 ANATOMY_MIN_BRAIN_MM2 = 1000.0  # a slice showing less brain than this is irrelevant
 LESION_FRACTION = 0.2
@@ -37,17 +38,17 @@ COARSE_TEMPLATE_MM = 2.5  # render from a 2 mm template at this resolution or co
 MAX_SIGNAL = 1800.0  # scanner units of the brightest tissue, before noise
 
 
-@lru_cache(maxsize=2)
+@lru_cache(maxsize=len(HEADS))
 def load_head(name: str) -> anatomy.Head:
-    """The training head `name` ('mni' or 'pydeface'), loaded once per process."""
-    if name == "mni":
-        return anatomy.load_mni_head()
-    if name == "pydeface":
-        return anatomy.load_pydeface_head()
+    """The training head `name` (one of HEADS), loaded once per process."""
+    loaders = {"mni": anatomy.load_mni_head, "pydeface": anatomy.load_pydeface_head,
+               "robex": anatomy.load_robex_head}
+    if name in loaders:
+        return loaders[name]()
     raise ValueError(f"unknown head {name!r} (known: {', '.join(HEADS)})")
 
 
-@lru_cache(maxsize=4)
+@lru_cache(maxsize=2 * len(HEADS))
 def _template(name: str, coarse: bool) -> tuple[np.ndarray, np.ndarray]:
     """The head's volume and affine; `coarse` halves the resolution (smoothed first),
     for rendering at 3 mm or coarser where 1 mm detail would only alias."""
@@ -58,7 +59,7 @@ def _template(name: str, coarse: bool) -> tuple[np.ndarray, np.ndarray]:
     return volume, head.affine @ np.diag([2.0, 2.0, 2.0, 1.0])
 
 
-@lru_cache(maxsize=2)
+@lru_cache(maxsize=len(HEADS))
 def _white_matter(name: str) -> float:
     return contrast.white_matter_level(load_head(name).volume)
 
@@ -218,7 +219,7 @@ def _capped(stack: StackSpec, resolution_mm: float | None) -> StackSpec:
 
 def simulate_case(seed: int, *, protocol: str | None = None, head: str | None = None,
                   kind: str | None = None, unusable_fraction: float = 0.2,
-                  resolution_mm: float | None = None, heads: tuple[str, ...] = HEADS,
+                  resolution_mm: float | None = None, heads: tuple[str, ...] = DEFAULT_HEADS,
                   anatomy_seed: int | None = None) -> SimulatedCase:
     """Simulate one localizer. `resolution_mm` renders no finer than that (fast path).
 

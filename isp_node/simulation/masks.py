@@ -7,7 +7,8 @@ memory for the lifetime of the ``Head`` object (2-3 s per head, once):
 
 - intensities are taken relative to ``white``, the 95th percentile in a 20 mm
   ball 25 mm above the AC-PC midpoint (white matter of the centrum semiovale);
-- brain: voxels brighter than 0.40 x white (grey and white matter), cut 40 mm
+- brain: the head's own segmentation where its source ships one (ROBEX); else
+  voxels brighter than 0.40 x white (grey and white matter), cut 40 mm
   below the pontomesencephalic junction, eroded by 6 mm to break the bridges
   to scalp, muscle and orbit, opened by 6 mm, the component 30 mm above the
   AC-PC midpoint kept, dilated back by 8 mm inside the bright voxels, closed
@@ -21,7 +22,10 @@ memory for the lifetime of the ``Head`` object (2-3 s per head, once):
   each AFID "LV at AC" / "LV at PC" point is a seed; voxels inside the brain
   darker than a quarter of the way from the seeds' median to white, connected
   (6-neighbourhood) to a seed, are the lateral ventricles (bodies, frontal
-  horns, atria); temporal horns are too thin to be caught;
+  horns, atria); temporal horns are too thin to be caught. Where CSF is too
+  faint against grey matter for that rule, the region runs into the sulci;
+  more than MAX_VENTRICLES_ML is taken for that and no ventricles are kept
+  (the head's individuals then vary without ventricle push);
 - ventricle push: the unit outward normal of the wall of the ventricle complex
   (both lateral ventricles closed by a 3 mm ball, so the septum counts as
   inside and is not squeezed), from its signed distance map, times a profile
@@ -56,6 +60,7 @@ SEPTUM_CLOSING_VOXELS = 3
 SIDE_BLEND_MM = 10.0
 CISTERN_CLOSING_VOXELS = 5
 PRIOR_MARGIN_VOXELS = 2
+MAX_VENTRICLES_ML = 150.0  # larger than severe hydrocephalus: the threshold leaked into the sulci
 
 
 @dataclass(frozen=True, eq=False)
@@ -170,7 +175,9 @@ def ventricle_mask(volume: np.ndarray, affine: np.ndarray, brain1: np.ndarray,
     darkest = float(np.median([volume[s] for s in seeds]))
     labels, _ = ndi.label((volume < darkest + CSF_FRACTION * (white - darkest)) & brain1)
     keep = {int(labels[s]) for s in seeds} - {0}
-    return np.isin(labels, sorted(keep))
+    found = np.isin(labels, sorted(keep))
+    voxel_ml = abs(np.linalg.det(affine[:3, :3])) / 1000.0
+    return found if found.sum() * voxel_ml <= MAX_VENTRICLES_ML else np.zeros_like(found)
 
 
 def _downsample(volume: np.ndarray) -> np.ndarray:
@@ -236,7 +243,10 @@ def compute_maps(head: Head) -> TemplateMaps:
     white = _white_level(head.volume, head.affine, centre + 25.0 * frame.superior)
     volume2 = _downsample(head.volume)
     affine2 = head.affine @ np.diag([STEP_MM, STEP_MM, STEP_MM, 1.0])
-    brain = brain_mask(volume2, affine2, lm, white, registered_mni_brain(head, volume2.shape, affine2))
+    if head.brain is not None:
+        brain = ndi.binary_fill_holes(_downsample(head.brain) > 0.5)
+    else:
+        brain = brain_mask(volume2, affine2, lm, white, registered_mni_brain(head, volume2.shape, affine2))
 
     brain1 = ndi.zoom(brain, 2, order=0)[tuple(slice(0, s) for s in head.volume.shape)]
     pad = [(0, s - b) for s, b in zip(head.volume.shape, brain1.shape)]
