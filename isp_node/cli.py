@@ -105,15 +105,16 @@ def _simulate(args: argparse.Namespace) -> int:
     return 0
 
 
-# stages 1-2 learn two heads: the MNI template and the ROBEX reference head (a real individual)
-TRAIN_DATA = {"first_seed": 0, "count": 2000, "heads": ("mni", "robex"), "views": 2}
+TRAIN_DATA = {"first_seed": 0, "count": 2000, "heads": ("mni",), "views": 2}
+# LocalizerIQ-Net learns two heads, the MNI template and the ROBEX reference head (a real
+# individual); Coverage-Net and Orientation-Net the MNI head alone (the ROBEX head's
+# landmarks were carried over by registration and checked less; a Coverage-Net trained on
+# both moved the development Orientation-Net's planes: models/coverage_net.md)
+TRAIN_HEADS = {"iq": ("mni", "robex")}
 # LocalizerIQ-Net also learns from localizers rendered as a scanner sends them (the noise
 # grain of an image anti-aliased by the loader is not the fast path's)
-TRAIN_DATA_FULL_RESOLUTION = {"first_seed": 2000, "count": 400, "heads": ("mni", "robex"), "views": 2,
+TRAIN_DATA_FULL_RESOLUTION = {"first_seed": 2000, "count": 400, "heads": ("mni",), "views": 2,
                               "full_resolution": True}
-# Orientation-Net learns planes from landmarks placed with care: the MNI head's alone (the
-# ROBEX head's were carried over by registration and checked less)
-ORIENTATION_TRAIN_DATA = {**TRAIN_DATA, "heads": ("mni",)}
 # the fine stage learns on usable localizers only: it runs on no other
 FINE_TRAIN_DATA = {"first_seed": 0, "count": 6000, "heads": ("mni",), "views": 2,
                    "unusable_fraction": 0.0, "fine": True}
@@ -142,12 +143,13 @@ def _train(args: argparse.Namespace) -> int:
         recipe = replace(recipe, seed=args.seed)
     if args.start_from:
         recipe = replace(recipe, start_from=str(args.start_from))
-    specs = {"fine": {"train_fine": FINE_TRAIN_DATA},
-             "orientation": {"train": ORIENTATION_TRAIN_DATA}}.get(args.task, {"train": TRAIN_DATA})
+    specs = {"train_fine": FINE_TRAIN_DATA} if args.task == "fine" else {"train": TRAIN_DATA}
     if args.task == "iq":
         specs["train_full_resolution"] = TRAIN_DATA_FULL_RESOLUTION
+    heads = tuple(args.heads) if args.heads else TRAIN_HEADS.get(args.task)
     data = []
     for name, spec in specs.items():
+        spec = {**spec, "heads": heads or spec["heads"]}
         data.append(Path(args.data) / data_directory_name(name, spec["heads"]))
         make_dataset(data[-1], DatasetSpec(**spec))
     work = Path(args.work) / args.task
@@ -311,6 +313,10 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument("--start-from", metavar="FILE", help="start from these weights of "
                              "the same network (.keras) instead of random ones, e.g. to train "
                              "a development checkpoint further")
+            sub.add_argument("--heads", nargs="+", choices=HEADS, metavar="HEAD",
+                             help=f"training anatomy, from {', '.join(HEADS)} (default: iq "
+                             f"{' and '.join(TRAIN_HEADS['iq'])}, the others mni; the data go "
+                             "to a directory named after the heads)")
         else:
             sub.add_argument("--planes", metavar="FILE", help="orientation: also write every "
                              "evaluated plane's errors, confidence and status here (JSON), to "

@@ -197,3 +197,17 @@ def test_fine_stage_learns_on_shards_of_its_own_grid(tmp_path):
         assert same > 0.8 and other < same - 0.3
         seen.add(flipped)
     assert seen == {True, False}
+
+
+def test_training_data_of_other_heads_go_to_their_own_directory():
+    """Shards of one set of heads are never picked up by a training on another: the data
+    directory names the heads (MNI alone keeps the plain name); `--heads` is checked."""
+    from isp_node import cli
+
+    assert cli.data_directory_name("train", ("mni",)) == "train"
+    assert cli.data_directory_name("train", ("mni", "robex")) == "train_mni-robex"
+    assert cli.TRAIN_HEADS["iq"] == ("mni", "robex") and "coverage" not in cli.TRAIN_HEADS
+    args = cli.build_parser().parse_args(["train", "coverage", "--heads", "mni", "robex"])
+    assert args.heads == ["mni", "robex"]
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["train", "iq", "--heads", "colin27"])
