@@ -16,10 +16,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from scipy.ndimage import map_coordinates  # noqa: E402
 
-from isp_node.simulation.anatomy import (  # noqa: E402
-    MNI_LANDMARKS_FILE, Head, load_mni_head, load_pydeface_head, load_robex_head, read_landmark_file)
-
-LOADERS = {"mni": load_mni_head, "pydeface": load_pydeface_head, "robex": load_robex_head}
+from isp_node.simulation.anatomy import MNI_LANDMARKS_FILE, Head, read_landmark_file  # noqa: E402
+from isp_node.simulation.cases import HEADS, load_head  # noqa: E402
 
 STEP_MM = 0.25
 # (title, screen-right direction, screen-up direction) in LPS
@@ -68,12 +66,12 @@ def draw(head: Head, keys: list[str], out: str, half_width: float, per_row: int 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("head", choices=sorted(LOADERS))
+    parser.add_argument("head", choices=HEADS)
     parser.add_argument("out")
     parser.add_argument("--half-width", type=float, default=20.0)
     parser.add_argument("--keys", nargs="*", help="landmark keys (default: the annotated ones)")
     args = parser.parse_args()
-    head = LOADERS[args.head]()
+    head = load_head(args.head)
     keys = args.keys or list(read_landmark_file(MNI_LANDMARKS_FILE))
     draw(head, keys, args.out, args.half_width)
 
