@@ -115,9 +115,10 @@ TRAIN_HEADS = {"iq": ("mni", "robex")}
 # grain of an image anti-aliased by the loader is not the fast path's)
 TRAIN_DATA_FULL_RESOLUTION = {"first_seed": 2000, "count": 400, "heads": ("mni",), "views": 2,
                               "full_resolution": True}
-# the fine stage learns on usable localizers only: it runs on no other
-FINE_TRAIN_DATA = {"first_seed": 0, "count": 6000, "heads": ("mni",), "views": 2,
-                   "unusable_fraction": 0.0, "fine": True}
+# the fine stage learns on usable localizers only (it runs on no other), in the head frame
+# (its grid turned with the head, as the cascade turns it)
+FINE_TRAIN_DATA = {"first_seed": 0, "count": 2400, "heads": ("mni",), "views": 2,
+                   "unusable_fraction": 0.0, "fine": True, "head_frame": True}
 EVAL_DATA = {"pydeface": {"first_seed": 1_000_000, "count": 300, "heads": ("pydeface",)},
              "mni": {"first_seed": 2_000_000, "count": 200, "heads": ("mni",)}}
 EVAL_DICOM = {"pydeface": (3_000_000, 60), "mni": (4_000_000, 40)}  # localizers written as DICOM
@@ -143,7 +144,8 @@ def _train(args: argparse.Namespace) -> int:
         recipe = replace(recipe, seed=args.seed)
     if args.start_from:
         recipe = replace(recipe, start_from=str(args.start_from))
-    specs = {"train_fine": FINE_TRAIN_DATA} if args.task == "fine" else {"train": TRAIN_DATA}
+    specs = {"train_fine_head_frame": FINE_TRAIN_DATA} if args.task == "fine" else \
+        {"train": TRAIN_DATA}
     if args.task == "iq":
         specs["train_full_resolution"] = TRAIN_DATA_FULL_RESOLUTION
     heads = tuple(args.heads) if args.heads else TRAIN_HEADS.get(args.task)
@@ -300,7 +302,8 @@ def build_parser() -> argparse.ArgumentParser:
                          ("fine",) if name == "train" else ()),
                          help="iq: LocalizerIQ-Net; coverage: Coverage-Net; "
                          "orientation: Orientation-Net" + (
-                             "; fine: Orientation-Net's fine stage" if name == "train" else
+                             "; fine: Orientation-Net's fine stage, in the head frame"
+                             if name == "train" else
                              " (the whole cascade, with the fine stage where installed)"))
         sub.add_argument("--data", default="var/data", help="simulated data sets (default var/data)")
         sub.add_argument("--models", default="models", help="trained models (default models)")

@@ -225,3 +225,39 @@ def test_plane_spread_of_known_planes():
               (np.array([np.sin(tilt), 0.0, -np.cos(tilt)]), np.array([0.0, 0.0, -0.5]))]  # flipped
     angle, distance = plane_spread(planes)
     assert abs(angle - 1.0) < 1e-6 and abs(distance - 0.5) < 1e-3
+
+
+def test_head_frame_transform_turns_the_head_upright_about_the_centre(mni_head):
+    from isp_node.cascade.orientation import head_frame_transform
+
+    pose = rigid(head_rotation(21, -9, 13), np.array([5.0, -7.0, 11.0]))
+    truth = {key: transform_plane(p, pose) for key, p in plane_catalogue(mni_head.landmarks).items()}
+    centre = truth["ACPC"].centre + np.array([2.0, -1.0, 3.0])
+    to_head = head_frame_transform(truth["MSP"].normal, truth["ACPC"].normal, centre)
+    upright = {key: transform_plane(p, to_head) for key, p in truth.items()}
+    np.testing.assert_allclose(upright["MSP"].normal, [1, 0, 0], atol=1e-9)
+    np.testing.assert_allclose(upright["ACPC"].normal, [0, 0, 1], atol=1e-9)
+    np.testing.assert_allclose(to_head[:3, :3] @ centre + to_head[:3, 3], centre, atol=1e-9)
+    untouched = {key: transform_plane(p, pose) for key, p in plane_catalogue(mni_head.landmarks).items()}
+    assert normal_angle_deg(upright["HIPPO_AX"], untouched["HIPPO_AX"]) > 5  # it did turn
+
+
+def test_a_fitted_plane_and_its_votes_move_together():
+    from isp_node.cascade.orientation import FittedPlane, moved_fit
+    from isp_node.geometry.fitting import fit_distance_votes
+    from isp_node.geometry.planes import Plane
+
+    rng = np.random.default_rng(0)
+    normal = np.array([0.6, 0.0, 0.8])
+    points = rng.uniform(-30, 30, (500, 3))
+    fit = fit_distance_votes(points, points @ normal - 4.0)
+    plane = Plane(normal * 4.0, normal, np.array([0.0, 1.0, 0.0]), np.cross(normal, [0.0, 1.0, 0.0]),
+                  (200.0, 200.0), 5.0, 1, 5.0)
+    matrix = rigid(head_rotation(10, 20, -30), np.array([3.0, -4.0, 5.0]))
+    moved = moved_fit(FittedPlane(plane, fit, 0.7), matrix)
+    on_plane = matrix[:3, :3] @ (normal * 4.0 + np.array([0.0, 7.0, 0.0])) + matrix[:3, 3]
+    assert abs(on_plane @ moved.fit.normal - moved.fit.offset) < 1e-9
+    assert abs(moved.plane.signed_distance(on_plane)) < 1e-9 and moved.mirror_match == 0.7
+    back = moved_fit(moved, np.linalg.inv(matrix))
+    np.testing.assert_allclose(back.fit.normal, fit.normal, atol=1e-12)
+    assert abs(back.fit.offset - fit.offset) < 1e-9

@@ -29,6 +29,7 @@ class DatasetSpec:
     views: int = 1
     full_resolution: bool = False  # images rendered as the scanner sends them, not the fast path's
     fine: bool = False  # the fine stage's inputs only (`tensors.fine_sample`)
+    head_frame: bool = False  # fine: the grid turned into the (nearly true) head frame
 
     def shard_seeds(self) -> list[int]:
         return list(range(self.first_seed, self.first_seed + self.count, SHARD_SIZE))
@@ -83,7 +84,8 @@ def _make_fine_shard(path: Path, first: int, count: int, spec: DatasetSpec) -> P
 
     volumes, grids, planes = [], [], []
     for seed in range(first, first + count):
-        volume, truth = fine_sample(seed, heads=spec.heads, unusable_fraction=spec.unusable_fraction,
+        volume, truth = fine_sample(seed, head_frame=spec.head_frame, heads=spec.heads,
+                                    unusable_fraction=spec.unusable_fraction,
                                     anatomy_seed=seed - seed % spec.views)
         volumes.append(volume.tensor().astype(np.float16))
         grids.append(np.append(volume.grid.origin, volume.grid.spacing).astype(np.float32))

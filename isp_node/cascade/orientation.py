@@ -28,8 +28,9 @@ from isp_node.geometry.catalogue import (
     PLANE_KEYS, PRESCRIPTIONS, SAGITTAL, HeadFrame, frame_constrained_normal, hippocampal_axis,
     make_plane)
 from isp_node.geometry.fitting import PlaneFit, fit_distance_votes, weighted_centre
-from isp_node.geometry.planes import Plane, plane_json, unit
+from isp_node.geometry.planes import Plane, plane_json, rigid_parts, transform_plane, unit
 from isp_node.cascade.symmetry import symmetry_plane
+from isp_node.pipeline.slices import ImageSlice
 from isp_node.pipeline.threads import thread_pool
 from isp_node.pipeline.volume import Grid, LocalizerVolume
 
@@ -43,7 +44,7 @@ FINE_SHAPE = (48, 48, 48)
 FINE_SPACING_MM = 1.5
 # the keys the fine stage plans: those it measured better than the first stage on
 # localizers apart from the evaluation's (`docs/fine_stage_keys.py`, in its model card)
-FINE_KEYS = ("ACPC", "PIT_SAG", "PIT_COR", "IAC_COR", "HIPPO_AX", "HIPPO_COR", "COW")
+FINE_KEYS = ("ACPC", "OPTIC_AX", "PIT_SAG", "PIT_COR", "IAC_COR", "HIPPO_AX", "HIPPO_COR", "COW")
 DISTANCE_RANGE_MM = 20.0  # distances are resolved within +-this of the plane, saturated beyond
 SATURATED_WEIGHT = 0.25  # loss weight of a voxel beyond the band (voxels in it weigh 1)
 TRAINED_MARGIN_MM = 10.0  # distances are learnt this much beyond where the decoding looks
@@ -229,6 +230,32 @@ def planes_from_outputs(grid: Grid, distance: np.ndarray, heat: np.ndarray,
         axis = hippocampal_axis(planes["HIPPO_AX"].plane.normal, frame)
         planes["HIPPO_COR"] = replace(cor, plane=make_plane("HIPPO_COR", cor.plane.centre, axis, frame))
     return planes
+
+
+def moved_fit(fitted: FittedPlane, matrix: np.ndarray) -> FittedPlane:
+    """A fitted plane carried by a rigid 4x4 transform, its vote fit with it."""
+    rotation, translation = rigid_parts(matrix)
+    fit = fitted.fit
+    normal = rotation @ fit.normal
+    return replace(fitted, plane=transform_plane(fitted.plane, matrix),
+                   fit=replace(fit, normal=normal, offset=float(fit.offset + normal @ translation)))
+
+
+def moved_slice(image: ImageSlice, matrix: np.ndarray) -> ImageSlice:
+    """A localizer image carried by a rigid 4x4 transform (the head moved, pixels unchanged)."""
+    rotation, translation = rigid_parts(matrix)
+    return replace(image, position=rotation @ image.position + translation,
+                   row=rotation @ image.row, col=rotation @ image.col)
+
+
+def head_frame_transform(left: np.ndarray, superior: np.ndarray, centre: np.ndarray) -> np.ndarray:
+    """The rigid 4x4 transform that turns a head whose MSP and ACPC normals are `left` and
+    `superior` upright (its Left, Posterior, Superior along the patient axes) about `centre`."""
+    frame = frame_from(left, superior)
+    rotation = np.stack([frame.left, frame.posterior, frame.superior])
+    matrix = np.eye(4)
+    matrix[:3, :3], matrix[:3, 3] = rotation, centre - rotation @ centre
+    return matrix
 
 
 def frame_from(left: np.ndarray, superior: np.ndarray) -> HeadFrame:

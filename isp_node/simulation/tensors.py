@@ -12,8 +12,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from isp_node.cascade.brain import brain_summary
-from isp_node.cascade.orientation import FINE_SPACING_MM, fine_grid, orientation_grid
+from isp_node.cascade.orientation import (
+    FINE_SPACING_MM, fine_grid, head_frame_transform, moved_slice, orientation_grid)
 from isp_node.geometry import Plane
+from isp_node.geometry.planes import transform_plane
+from isp_node.geometry.rotations import head_rotation
 from isp_node.pipeline.image_input import iq_inputs
 from isp_node.pipeline.volume import Grid, LocalizerVolume, localizer_centre, resample
 from isp_node.simulation.acquisition import Subject
@@ -28,6 +31,9 @@ CENTRE_JITTER_MM = 4.0
 SIZE_JITTER = 0.05
 FINE_STREAM = 5  # random stream of the fine grid's jitter
 FINE_JITTER_MM = 4.0  # the fine grid's centre is off the true AC-PC midpoint by about this (per axis)
+# the head frame the fine grid is turned into is off the true one by about this (pitch, roll,
+# yaw; degrees, SD): the first stage's AC-PC pitch and its MSP's error
+FRAME_JITTER_DEG = (4.0, 2.0, 2.0)
 
 
 @dataclass(frozen=True)
@@ -79,13 +85,25 @@ def training_sample(seed: int, grid_shape: tuple[int, int, int] = GRID_SHAPE,
     )
 
 
-def fine_sample(seed: int, **case_options) -> tuple[LocalizerVolume, dict[str, Plane]]:
+def fine_sample(seed: int, head_frame: bool = False,
+                **case_options) -> tuple[LocalizerVolume, dict[str, Plane]]:
     """The fine stage's input and the true planes of one simulated localizer: slices rendered
     at the fine grid's spacing, resampled onto the fine grid centred on the true AC-PC
-    midpoint, off by about what the first stage may get wrong."""
+    midpoint, off by about what the first stage may get wrong. With `head_frame` the grid is
+    turned into the head frame (`orientation.head_frame_transform`) of the true MSP and ACPC
+    turned by about the first stage's error, and the planes are given in that frame."""
     case = simulate_case(seed, resolution_mm=RENDER_FRACTION * FINE_SPACING_MM, **case_options)
-    jitter = np.random.default_rng([seed, FINE_STREAM]).normal(0, FINE_JITTER_MM, 3)
-    return resample(case.slices, fine_grid(case.planes["ACPC"].centre + jitter)), case.planes
+    rng = np.random.default_rng([seed, FINE_STREAM])
+    centre = case.planes["ACPC"].centre + rng.normal(0, FINE_JITTER_MM, 3)
+    slices, planes = case.slices, case.planes
+    if head_frame:
+        upright = head_frame_transform(case.planes["MSP"].normal, case.planes["ACPC"].normal,
+                                       centre)[:3, :3]
+        error = upright.T @ head_rotation(*rng.normal(0, FRAME_JITTER_DEG))  # about the head's axes
+        to_head = head_frame_transform(error[:, 0], error[:, 2], centre)
+        slices = [moved_slice(s, to_head) for s in slices]
+        planes = {key: transform_plane(plane, to_head) for key, plane in planes.items()}
+    return resample(slices, fine_grid(centre)), planes
 
 
 def brain_target(subject: Subject, grid: Grid, coarse: int = 4) -> np.ndarray:
