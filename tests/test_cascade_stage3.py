@@ -54,3 +54,31 @@ def test_a_fine_stage_that_finds_nothing_leaves_the_first_stages_planes(tmp_path
     planes = first.run(slices)["planes"]
     assert {p["key"] for p in planes} == set(PLANE_KEYS)
     assert both.run(slices)["planes"] == planes  # every fine key from the first stage, in order
+
+
+def test_the_first_stage_looks_again_with_the_head_upright(tmp_path: Path, monkeypatch):
+    """With a second look the first stage sees the localizer turned upright by its own MSP
+    and AC-PC plane: its planes change and come back in the scanner's frame (the head here
+    is tilted by 29 degrees, which a plane left in the head frame would keep; this first
+    stage alone is up to 11 degrees off), and the MSP is the first look's, whose symmetry
+    agrees best with itself between poses."""
+    import isp_node.cascade.planner as planner
+
+    for name in (IQ_MODEL, COVERAGE_MODEL, ORIENTATION_MODEL):
+        shutil.copy(models_dir() / ("development" if name == ORIENTATION_MODEL else "") / name,
+                    tmp_path / name)
+    cascade = Cascade(tmp_path)
+    case = simulate_case(22, kind="usable", protocol="three_plane", resolution_mm=GRID_SPACING_MM)
+    monkeypatch.setattr(planner, "FIRST_PASSES", 1)
+    once = {p["key"]: p for p in cascade.run(case.slices)["planes"]}
+    monkeypatch.setattr(planner, "FIRST_PASSES", 2)
+    twice = {p["key"]: p for p in cascade.run(case.slices)["planes"]}
+    assert set(once) == set(twice) == set(PLANE_KEYS)
+
+    def angle(a, b) -> float:
+        return float(np.degrees(np.arccos(min(1.0, abs(float(np.dot(a, b)))))))
+
+    assert angle(twice["MSP"]["normal"], once["MSP"]["normal"]) < 1e-6
+    assert angle(twice["ACPC"]["normal"], once["ACPC"]["normal"]) > 0.01  # looked at again
+    for key in PLANE_KEYS:
+        assert angle(twice[key]["normal"], case.planes[key].normal) < 16.0, key

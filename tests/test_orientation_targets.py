@@ -171,6 +171,7 @@ def test_evaluation_measures_known_errors():
     the unusable ones it plans all the same are counted apart."""
     from isp_node.cascade.evaluation import evaluate_orientation
     from isp_node.geometry.planes import Plane
+    from isp_node.simulation.protocols import PROTOCOLS
 
     seen = []
 
@@ -202,6 +203,11 @@ def test_evaluation_measures_known_errors():
     assert result["distance_mm_median_p95_max"]["COW"][2] <= 0.02
     by_tilt = result["angle_deg_median_by_tilt"]
     assert sum(band["cases"] for band in by_tilt.values()) == usable - 1
+    by_protocol = result["angle_deg_distance_mm_median_by_protocol"]
+    assert sum(p["cases"] for p in by_protocol.values()) == usable - 1
+    assert set(by_protocol) <= set(PROTOCOLS)
+    assert all(abs(p["MSP"][0] - 2.0) < 0.05 and abs(p["ACPC"][1] - 1.5) < 0.05
+               for p in by_protocol.values())
     assert result["bad_planes"] == 0 and result["good_planes_not_ok"] == 0.0
 
 

@@ -148,12 +148,14 @@ class PlaneScores:
         self.angles = {key: [] for key in PLANE_KEYS}
         self.distances = {key: [] for key in PLANE_KEYS}
         self.by_tilt = {band: {key: [] for key in TILT_KEYS} for band in TILT_BANDS_DEG}
+        self.by_protocol: dict[str, dict[str, list[tuple[float, float]]]] = {}
         self.unusable = {key: ([], []) for key in TILT_KEYS}  # angles, distances
         self.bad_flagged, self.good_flagged = [], []
         self.cases, self.refused, self.unusable_cases, self.unusable_planned, self.missing = 0, 0, 0, 0, 0
 
-    def add(self, entries: list[dict], truth: np.ndarray, usable: bool) -> None:
-        """One localizer's plane entries against its true planes (`orientation.plane_array`)."""
+    def add(self, entries: list[dict], truth: np.ndarray, usable: bool, protocol: str = "") -> None:
+        """One localizer's plane entries against its true planes (`orientation.plane_array`),
+        made by the simulator's `protocol`."""
         if not usable:
             self.unusable_cases += 1
             self.unusable_planned += bool(entries)
@@ -182,6 +184,8 @@ class PlaneScores:
             self.distances[key].append(distance)
             if key in TILT_KEYS:
                 self.by_tilt[band][key].append(angle)
+                self.by_protocol.setdefault(protocol, {k: [] for k in TILT_KEYS})[key].append(
+                    (angle, distance))
             bad = angle > 3.0 or distance > 3.0
             (self.bad_flagged if bad else self.good_flagged).append(found[key]["status"] != "OK")
             if self.records is not None:
@@ -193,7 +197,8 @@ class PlaneScores:
         """Median / p95 / max per key over the usable localizers; how many the planner
         refused and how many planes it left out; the key planes' median angle by how far
         the head is tilted (the true ACPC against the scanner's axial plane: a network can
-        learn to draw planes towards the scanner's axes); the key planes on unusable
+        learn to draw planes towards the scanner's axes) and their median angle and distance
+        by protocol (thick three-plane slices against 3D scouts); the key planes on unusable
         localizers that were planned all the same, apart; and whether the status flags the
         bad planes (error above 3 degrees or 3 mm should not be OK)."""
 
@@ -209,6 +214,11 @@ class PlaneScores:
                     band: {"cases": len(v["ACPC"]),
                            **{key: round(float(np.median(a)), 2) for key, a in v.items() if a}}
                     for band, v in self.by_tilt.items()},
+                "angle_deg_distance_mm_median_by_protocol": {
+                    protocol: {"cases": len(v["MSP"]),
+                               **{key: [round(float(m), 2) for m in np.median(e, axis=0)]
+                                  for key, e in v.items() if e}}
+                    for protocol, v in sorted(self.by_protocol.items())},
                 "unusable_planned": {
                     "cases": self.unusable_planned, "of": self.unusable_cases,
                     "angle_deg_median": {k: round(float(np.median(a)), 2)
@@ -229,7 +239,7 @@ def evaluate_orientation(plan: Plan, seeds: range, head: str, unusable_fraction:
         case = simulate_case(seed, heads=(head,), unusable_fraction=unusable_fraction,
                              resolution_mm=PLANNED_MM)
         if case.planes:  # not a phantom or an object
-            scores.add(plan(case), plane_array(case.planes), case.usable)
+            scores.add(plan(case), plane_array(case.planes), case.usable, case.protocol.name)
     return scores.summary()
 
 

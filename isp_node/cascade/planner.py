@@ -36,6 +36,10 @@ IQ_MODEL = "localizer_iq_net.keras"
 COVERAGE_MODEL = "coverage_net.keras"
 ORIENTATION_MODEL = "orientation_net.keras"
 FINE_MODEL = "orientation_fine_net.keras"
+# the first stage looks twice: the second time in the head frame of its first MSP and AC-PC
+# plane (the planes it keeps 0.3-2.6 degrees more consistent on the real heads, 0.2-1.3 closer
+# on the unseen head; about 90 ms: models/development/orientation_net.md)
+FIRST_PASSES = 2
 # the fine stage looks twice: the second time in the head frame of its own first AC-PC plane
 # (the hippocampal planes 0.2-0.5 degree better, the real heads' planes more consistent; about
 # 65 ms: models/development/orientation_fine_net.md)
@@ -80,39 +84,57 @@ class Cascade:
                 self.models["Orientation-Net fine stage"] = model_version(directory / FINE_MODEL)
 
     def planes(self, slices, brain: dict) -> list[dict]:
-        """Stage 3: the planes (planner JSON entries) on the grid centred on the brain, then,
-        with the fine stage installed, the `fine_keys` on the fine grid about the AC-PC
-        midpoint, turned into the head frame of the MSP and ACPC found so far (`FINE_PASSES`
-        times). The first stage fits a fine key itself only where the fine stage could not."""
+        """Stage 3: the planes (planner JSON entries) on the grid centred on the brain, looked
+        at `FIRST_PASSES` times (from the second on, in the head frame of the MSP and ACPC
+        found so far); then, with the fine stage installed, the `fine_keys` on the fine grid
+        about the AC-PC midpoint, in the head frame too (`FINE_PASSES` times). The first stage
+        fits a fine key itself only where the fine stage could not."""
         size = float(np.max(np.subtract(brain["high_lps"], brain["low_lps"])))
         grid = orientation_grid(np.asarray(brain["centre_lps"]), size)
-        volume = resample(slices, grid)
-        outputs = self._outputs(self.orientation, volume)
-        if self.fine is None:
-            return planned_planes(self._decode(grid, outputs, volume))
-        first_keys = tuple(k for k in PLANE_KEYS if k not in self.fine_keys or k in ("MSP", "ACPC"))
-        fitted = self._decode(grid, outputs, volume, keys=first_keys)
-        if fitted:
+        first_keys = PLANE_KEYS if self.fine is None else tuple(
+            k for k in PLANE_KEYS if k not in self.fine_keys or k in ("MSP", "ACPC"))
+        decode = self._look(self.orientation, slices, grid)
+        frame_only = FIRST_PASSES > 1  # the first look gives the frame, the last the planes
+        fitted = decode(("MSP", "ACPC") if frame_only else first_keys)
+        msp = fitted.get("MSP")  # the first look's, refined by the symmetry, is kept
+        for _ in range(FIRST_PASSES - 1):
+            if not fitted:
+                break
+            turned = self._look(self.orientation, slices, grid, fitted)
+            found = turned(first_keys, msp=msp)
+            if not found:
+                break
+            decode, fitted, frame_only = turned, found, False
+        if fitted and frame_only:  # no look in the head frame found anything
+            fitted = decode(first_keys)
+        if self.fine is not None and fitted:
             for _ in range(FINE_PASSES):
-                fitted |= self._fine_planes(slices, fitted)
+                fine = self._look(self.fine, slices, fine_grid(fitted["ACPC"].plane.centre), fitted,
+                                  centre_from_acpc_mm=(0.0, 0.0, 0.0))
+                fitted |= fine(self.fine_keys, msp=fitted["MSP"])
             missing = tuple(k for k in self.fine_keys if k not in fitted)
             if missing:
-                fitted |= self._decode(grid, outputs, volume, msp=fitted["MSP"], keys=missing)
+                fitted |= decode(missing, msp=msp)
         return planned_planes({k: fitted[k] for k in PLANE_KEYS if k in fitted})
 
-    def _fine_planes(self, slices, fitted: dict[str, FittedPlane]) -> dict[str, FittedPlane]:
-        """The fine keys, found on the fine grid about the AC-PC midpoint found so far, turned
-        into the head frame of the MSP and ACPC found so far (the head upright, as the fine
-        stage learnt it)."""
-        centre = fitted["ACPC"].plane.centre
-        to_head = head_frame_transform(fitted["MSP"].fit.normal, fitted["ACPC"].fit.normal, centre)
-        grid = fine_grid(centre)
+    def _look(self, network, slices, grid: Grid, fitted: dict[str, FittedPlane] | None = None,
+              **options):
+        """`network`'s outputs on `grid`, the localizer turned about the grid's centre into
+        the head frame of the `fitted` MSP and ACPC if given (the head upright, as the
+        networks learnt it best); returns their decoder: (keys, an MSP found before) ->
+        fitted planes, carried back into the scanner's frame."""
+        to_head = np.eye(4) if fitted is None else head_frame_transform(
+            fitted["MSP"].fit.normal, fitted["ACPC"].fit.normal, grid.centre)
         volume = resample([moved_slice(s, to_head) for s in slices], grid)
-        found = self._decode(grid, self._outputs(self.fine, volume), volume,
-                             msp=moved_fit(fitted["MSP"], to_head),
-                             centre_from_acpc_mm=(0.0, 0.0, 0.0), keys=self.fine_keys)
+        outputs = self._outputs(network, volume)
         back = np.linalg.inv(to_head)
-        return {key: moved_fit(plane, back) for key, plane in found.items()}
+
+        def decode(keys: tuple[str, ...], msp: FittedPlane | None = None) -> dict[str, FittedPlane]:
+            found = self._decode(grid, outputs, volume, keys=keys, **options,
+                                 msp=None if msp is None else moved_fit(msp, to_head))
+            return {key: moved_fit(plane, back) for key, plane in found.items()}
+
+        return decode
 
     @staticmethod
     def _outputs(network, volume) -> np.ndarray:
