@@ -120,8 +120,9 @@ class Cascade:
     def _look(self, network, slices, grid: Grid, fitted: dict[str, FittedPlane] | None = None,
               **options):
         """`network`'s outputs on `grid`, the localizer turned about the grid's centre into
-        the head frame of the `fitted` MSP and ACPC if given (the head upright, as the
-        networks learnt it best); returns their decoder: (keys, an MSP found before) ->
+        the head frame of the `fitted` MSP and ACPC if given (the head upright: the fine stage
+        learnt it so, and the first stage's planes agree better with themselves so); returns
+        their decoder: (keys, an MSP found before) ->
         fitted planes, carried back into the scanner's frame."""
         to_head = np.eye(4) if fitted is None else head_frame_transform(
             fitted["MSP"].fit.normal, fitted["ACPC"].fit.normal, grid.centre)
