@@ -1,6 +1,7 @@
 """Reading localizer series from DICOM and resampling them onto the network grid."""
 
 import copy
+from dataclasses import replace
 
 import numpy as np
 import pydicom
@@ -10,8 +11,9 @@ from pydicom.sequence import Sequence
 from scipy import ndimage
 
 from isp_node.pipeline.loader import LocalizerError, load_localizer
+from isp_node.geometry.rotations import head_rotation, rigid
 from isp_node.pipeline.slices import ImageSlice
-from isp_node.pipeline.volume import Grid, parallel_groups, resample
+from isp_node.pipeline.volume import Grid, LocalizerStacks, parallel_groups, resample
 from isp_node.simulation.phantom import phantom_localizer, write_series
 
 
@@ -194,3 +196,29 @@ def test_a_fine_matrix_resamples_as_its_coarser_twin():
     assert inside.sum() > 1000
     np.testing.assert_allclose(fine.coverage, coarse.coverage, atol=1e-6)
     np.testing.assert_allclose(fine.image[inside], coarse.image[inside], rtol=2e-5)
+
+
+def test_a_turned_localizer_resamples_as_its_turned_slices_do():
+    """`LocalizerStacks.resample(grid, moved)` turns the stacks' geometry, not their pixels:
+    it gives what resampling slices moved one by one gives, and prepares each stack's pixels
+    once per grid spacing however often it is turned."""
+    rng = np.random.default_rng(8)
+    axial = [ImageSlice(rng.uniform(50, 150, (30, 30)).astype(np.float32),
+                        np.array([-29.0, -29.0, z]), np.array([1.0, 0, 0]), np.array([0, 1.0, 0]),
+                        (2.0, 2.0), 4.0) for z in (-8.0, 0.0, 8.0)]
+    sagittal = [ImageSlice(rng.uniform(50, 150, (20, 20)).astype(np.float32),
+                           np.array([x, -38.0, 38.0]), np.array([0, 1.0, 0]), np.array([0, 0, -1.0]),
+                           (4.0, 4.0), 5.0) for x in (-5.0, 5.0)]
+    moved = rigid(head_rotation(12.0, -20.0, 7.0), np.array([3.0, -4.0, 6.0]))
+    turned = [replace(s, position=moved[:3, :3] @ s.position + moved[:3, 3], row=moved[:3, :3] @ s.row,
+                      col=moved[:3, :3] @ s.col) for s in axial + sagittal]
+    stacks = LocalizerStacks(axial + sagittal)
+    for spacing in (4.0, 3.0, 4.0):
+        grid = Grid.centred(np.array([1.0, 2.0, 3.0]), (12, 12, 12), spacing)
+        expected = resample(turned, grid)
+        volume = stacks.resample(grid, moved)
+        assert expected.coverage.sum() > 100
+        np.testing.assert_allclose(volume.coverage, expected.coverage, atol=1e-5)
+        np.testing.assert_allclose(volume.image, expected.image, atol=1e-5)
+    assert stacks.prepared(4.0) is stacks.prepared(4.0) and len(stacks.prepared(3.0)) == 2
+    np.testing.assert_array_equal(stacks.resample(grid).image, resample(axial + sagittal, grid).image)

@@ -5,9 +5,10 @@ import pytest
 
 from isp_node.cascade.orientation import (
     DISTANCE_RANGE_MM, SATURATED_WEIGHT, VOTE_RADIUS_MM, mirrored_plane_array, orientation_grid,
-    plane_array, plane_targets, planes_from_outputs)
+    plane_array, plane_targets, planes_from_outputs, pooled)
 from isp_node.geometry import PLANE_KEYS, normal_angle_deg, plane_catalogue, transform_plane
 from isp_node.geometry.rotations import head_rotation, rigid
+from isp_node.pipeline.volume import Grid
 
 
 def test_grid_is_centred_on_the_brain_and_scaled_to_it():
@@ -267,3 +268,17 @@ def test_a_fitted_plane_and_its_votes_move_together():
     back = moved_fit(moved, np.linalg.inv(matrix))
     np.testing.assert_allclose(back.fit.normal, fit.normal, atol=1e-12)
     assert abs(back.fit.offset - fit.offset) < 1e-9
+
+
+def test_pooled_distances_keep_a_linear_field_at_the_blocks_centres():
+    grid = Grid.centred(np.array([1.0, -2.0, 3.0]), (7, 6, 6), 1.5)  # the seventh row is dropped
+    normal = np.array([0.36, 0.48, 0.8])
+    field = np.stack([grid.projection(np.zeros(3), normal).reshape(grid.shape), np.ones(grid.shape)], -1)
+    blocks, pooled_field = pooled(grid, field, 2)
+    assert blocks.shape == (3, 3, 3) and blocks.spacing == 3.0
+    np.testing.assert_allclose(blocks.origin, grid.origin + 0.75)
+    np.testing.assert_allclose(pooled_field[..., 0], blocks.projection(np.zeros(3), normal).reshape(3, 3, 3),
+                               atol=1e-5)
+    np.testing.assert_allclose(pooled_field[..., 1], 1.0)
+    same_grid, same_field = pooled(grid, field, 1)
+    assert same_grid is grid and same_field is field

@@ -21,14 +21,14 @@ from isp_node.cascade.brain import brain_summary
 from isp_node.cascade.inference import load_model, warm_function
 from isp_node.cascade.models import IQ_CLASSES
 from isp_node.cascade.orientation import (
-    FINE_KEYS, FittedPlane, fine_grid, head_frame_transform, moved_fit, moved_slice, orientation_grid,
+    FINE_KEYS, FittedPlane, fine_grid, head_frame_transform, moved_fit, orientation_grid,
     planes_from_outputs, planned_planes)
 from isp_node.cascade.verdict import localizer_verdict
 from isp_node.pipeline.image_input import iq_inputs
 from isp_node.pipeline.loader import LocalizerError, load_localizer
 from isp_node.pipeline.planner import PlanRequest, Planner
 from isp_node.geometry import PLANE_KEYS
-from isp_node.pipeline.volume import Grid, localizer_centre, resample
+from isp_node.pipeline.volume import Grid, LocalizerStacks, localizer_centre
 from isp_node.simulation.tensors import GRID_SHAPE, GRID_SPACING_MM
 
 MODELS_ENV = "ISP_NODE_MODELS"
@@ -83,7 +83,7 @@ class Cascade:
                 self.fine = warm_function(load_model(directory / FINE_MODEL))
                 self.models["Orientation-Net fine stage"] = model_version(directory / FINE_MODEL)
 
-    def planes(self, slices, brain: dict) -> list[dict]:
+    def planes(self, stacks: LocalizerStacks, brain: dict) -> list[dict]:
         """Stage 3: the planes (planner JSON entries) on the grid centred on the brain, looked
         at `FIRST_PASSES` times (from the second on, in the head frame of the MSP and ACPC
         found so far); then, with the fine stage installed, the `fine_keys` on the fine grid
@@ -93,14 +93,14 @@ class Cascade:
         grid = orientation_grid(np.asarray(brain["centre_lps"]), size)
         first_keys = PLANE_KEYS if self.fine is None else tuple(
             k for k in PLANE_KEYS if k not in self.fine_keys or k in ("MSP", "ACPC"))
-        decode = self._look(self.orientation, slices, grid)
+        decode = self._look(self.orientation, stacks, grid)
         frame_only = FIRST_PASSES > 1  # the first look gives the frame, the last the planes
         fitted = decode(("MSP", "ACPC") if frame_only else first_keys)
         msp = fitted.get("MSP")  # the first look's, refined by the symmetry, is kept
         for _ in range(FIRST_PASSES - 1):
             if not fitted:
                 break
-            turned = self._look(self.orientation, slices, grid, fitted)
+            turned = self._look(self.orientation, stacks, grid, fitted)
             found = turned(first_keys, msp=msp)
             if not found:
                 break
@@ -109,7 +109,7 @@ class Cascade:
             fitted = decode(first_keys)
         if self.fine is not None and fitted:
             for _ in range(FINE_PASSES):
-                fine = self._look(self.fine, slices, fine_grid(fitted["ACPC"].plane.centre), fitted,
+                fine = self._look(self.fine, stacks, fine_grid(fitted["ACPC"].plane.centre), fitted,
                                   centre_from_acpc_mm=(0.0, 0.0, 0.0))
                 fitted |= fine(self.fine_keys, msp=fitted["MSP"])
             missing = tuple(k for k in self.fine_keys if k not in fitted)
@@ -117,7 +117,8 @@ class Cascade:
                 fitted |= decode(missing, msp=msp)
         return planned_planes({k: fitted[k] for k in PLANE_KEYS if k in fitted})
 
-    def _look(self, network, slices, grid: Grid, fitted: dict[str, FittedPlane] | None = None,
+    def _look(self, network, stacks: LocalizerStacks, grid: Grid,
+              fitted: dict[str, FittedPlane] | None = None,
               **options):
         """`network`'s outputs on `grid`, the localizer turned about the grid's centre into
         the head frame of the `fitted` MSP and ACPC if given (the head upright: the fine stage
@@ -126,7 +127,7 @@ class Cascade:
         fitted planes, carried back into the scanner's frame."""
         to_head = np.eye(4) if fitted is None else head_frame_transform(
             fitted["MSP"].fit.normal, fitted["ACPC"].fit.normal, grid.centre)
-        volume = resample([moved_slice(s, to_head) for s in slices], grid)
+        volume = stacks.resample(grid, to_head)
         outputs = self._outputs(network, volume)
         back = np.linalg.inv(to_head)
 
@@ -155,7 +156,8 @@ class Cascade:
         probabilities = self.iq(images).numpy()
         classes = [IQ_CLASSES[i] for i in probabilities.argmax(axis=1)]
         grid = Grid.centred(localizer_centre(slices), GRID_SHAPE, GRID_SPACING_MM)
-        volume = resample(slices, grid)
+        stacks = LocalizerStacks(slices)
+        volume = stacks.resample(grid)
         brain = brain_summary(self.coverage(volume.tensor()[None]).numpy()[0, ..., 0], grid)
         verdict = localizer_verdict(classes, [s.orientation for s in slices], brain["volume_ml"])
         result = {
@@ -166,7 +168,7 @@ class Cascade:
                         "probabilities": [round(float(v), 4) for v in p]}
                        for s, c, p in zip(slices, classes, probabilities)],
             "brain": brain,
-            "planes": self.planes(slices, brain) if self.orientation and verdict.usable else [],
+            "planes": self.planes(stacks, brain) if self.orientation and verdict.usable else [],
             "models": self.models,
         }
         result["seconds"] = round(time.perf_counter() - started, 4)

@@ -19,6 +19,9 @@ from isp_node.geometry.planes import unit
 
 MIN_VOTES = 10
 MAX_CONDITION = 1e12  # of the normal equations: beyond it the votes lie on a line or a point
+# a round that moves the solution (normal before normalising, offset in mm) less than this
+# ends the re-weighting: further rounds would change the plane by under 0.001 degree and mm
+CONVERGED = 1e-5
 
 
 @dataclass(frozen=True)
@@ -117,7 +120,10 @@ def _reweighted_least_squares(points, centre, distances, prior, solution, starte
                 matrix[r, c] = matrix[c, r]
         if np.linalg.cond(matrix) > max_condition:
             return solution, residual, weight, 1
+        previous = solution
         solution = np.linalg.solve(matrix, rhs)
+        if np.max(np.abs(solution - previous)) < CONVERGED:
+            iterations = step + 1  # converged: the weights of this solution, then done
     return solution, residual, weight, 0
 
 

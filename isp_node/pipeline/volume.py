@@ -12,8 +12,10 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
+from isp_node.geometry.planes import rigid_parts
 from isp_node.pipeline.interpolation import bilinear_at
 from isp_node.pipeline.slices import ImageSlice, PixelStack
+from isp_node.pipeline.threads import thread_pool
 
 PARALLEL_TOLERANCE = 1e-3
 
@@ -123,29 +125,14 @@ def intensity_scale(image: np.ndarray, coverage: np.ndarray) -> float:
     return scale if scale > 0 else 1.0
 
 
-def _accumulate_group(group: list[ImageSlice], grid: Grid,
-                      total: np.ndarray, weight: np.ndarray) -> None:
-    """Add one stack's contribution to the weighted sums (flat) of every voxel."""
-    first = group[0]
-    stack = PixelStack.of(group, grid.spacing)
-    pixel_mm = np.array([stack.spacing[0], stack.spacing[1], 1.0])
-    relative = np.array([s.position - first.position for s in group])
-    axes = np.array([first.col, first.row, first.normal], np.float64)
-    _accumulate_stack(
-        stack.antialiased(grid.spacing), relative @ axes.T / pixel_mm,
-        np.array([s.thickness for s in group], np.float64),
-        np.asarray(grid.origin, np.float64) - first.position - stack.offset, axes, pixel_mm,
-        grid.spacing, (first.thickness + grid.spacing) / 2, total.reshape(grid.shape),
-        weight.reshape(grid.shape))
-
-
 @numba.njit(cache=True, nogil=True)
 def _accumulate_stack(images, shifts, thickness, origin, axes, pixel_mm, spacing, reach,
-                      total, weight):
+                      total, weight, first_row, end_row):
     """Each voxel takes the slices whose centre lies within `reach` of it along the normal,
     weighted by the overlap of slab and voxel, at its bilinear value in that slice.
     `shifts` are each slice's (row, column, normal) offsets from the first slice, whose
-    position is the frame of `origin`; the slices are sorted along the normal."""
+    position is the frame of `origin`; the slices are sorted along the normal. Only the
+    voxels of the grid's rows `first_row` to `end_row` (first index) are visited."""
     count, rows, cols = images.shape
     nx, ny, nz = total.shape
     base = np.empty(3)
@@ -153,7 +140,7 @@ def _accumulate_stack(images, shifts, thickness, origin, axes, pixel_mm, spacing
     for a in range(3):
         step[a] = spacing * axes[a, 2] / pixel_mm[a]
     near, far = shifts[0, 2] - reach, shifts[count - 1, 2] + reach
-    for i in range(nx):
+    for i in range(first_row, end_row):
         for j in range(ny):
             for a in range(3):  # row index, column index, distance along the normal at k = 0
                 base[a] = ((origin[0] + spacing * i) * axes[a, 0] + (origin[1] + spacing * j) * axes[a, 1]
@@ -178,17 +165,96 @@ def _accumulate_stack(images, shifts, thickness, origin, axes, pixel_mm, spacing
                     weight[i, j, k] += w
 
 
+@dataclass(frozen=True)
+class _PreparedStack:
+    """One stack's pixels prepared for sampling at one spacing, and its geometry in the
+    terms `_accumulate_stack` takes."""
+
+    pixels: np.ndarray  # (N, rows, cols) binned and anti-aliased
+    shifts: np.ndarray  # (N, 3) each slice from the first: rows, columns, mm along the normal
+    thickness: np.ndarray  # (N,) mm
+    pixel_mm: np.ndarray  # (3,) row and column pixel size, 1 mm along the normal
+    axes: np.ndarray  # (3, 3) the first slice's column, row and normal directions
+    corner: np.ndarray  # (3,) LPS of the centre of the first slice's (binned) pixel (0, 0)
+
+
+class LocalizerStacks:
+    """A localizer's slices grouped into stacks, their pixels prepared for sampling (binned
+    and anti-aliased) once per grid spacing: the cascade resamples one localizer onto five
+    grids, at three spacings, and that preparation is much of a resampling's cost."""
+
+    def __init__(self, slices: list[ImageSlice]) -> None:
+        self.groups = parallel_groups(slices)
+        self._prepared: dict[float, list[_PreparedStack]] = {}
+
+    def prepared(self, spacing: float) -> list[_PreparedStack]:
+        """Every stack prepared for a grid of `spacing` mm."""
+        if spacing not in self._prepared:
+            self._prepared[spacing] = [self._prepare(group, spacing) for group in self.groups]
+        return self._prepared[spacing]
+
+    @staticmethod
+    def _prepare(group: list[ImageSlice], spacing: float) -> _PreparedStack:
+        first = group[0]
+        stack = PixelStack.of(group, spacing)
+        pixel_mm = np.array([stack.spacing[0], stack.spacing[1], 1.0])
+        axes = np.array([first.col, first.row, first.normal], np.float64)
+        relative = np.array([s.position - first.position for s in group])
+        return _PreparedStack(stack.antialiased(spacing), relative @ axes.T / pixel_mm,
+                              np.array([s.thickness for s in group], np.float64), pixel_mm, axes,
+                              first.position + stack.offset)
+
+    def resample(self, grid: Grid, moved: np.ndarray | None = None) -> LocalizerVolume:
+        """The slices resampled onto `grid` (intensity normalised per localizer), carried first
+        by the rigid 4x4 transform `moved` if given (the head turned, pixels unchanged)."""
+        rotation, translation = (np.eye(3), np.zeros(3)) if moved is None else rigid_parts(moved)
+        total = np.zeros(grid.shape, np.float64)
+        weight = np.zeros_like(total)
+        stacks = self.prepared(grid.spacing)
+
+        def accumulate(rows: range) -> None:
+            for stack in stacks:
+                # a rigid move turns the stack's axes and moves its corner; the slices keep
+                # their shifts from the first one, measured along those axes
+                _accumulate_stack(
+                    stack.pixels, stack.shifts, stack.thickness,
+                    np.asarray(grid.origin, np.float64) - (rotation @ stack.corner + translation),
+                    stack.axes @ rotation.T, stack.pixel_mm, grid.spacing,
+                    (stack.thickness[0] + grid.spacing) / 2, total, weight, rows.start, rows.stop)
+
+        half = grid.shape[0] // 2  # the grid's two halves side by side, each its own voxels
+        list(thread_pool().map(accumulate, (range(0, half), range(half, grid.shape[0]))))
+        image = np.where(weight > 0, total / np.maximum(weight, 1e-9), 0.0)
+        coverage = np.clip(weight, 0, 1)
+        image /= intensity_scale(image, coverage)
+        return LocalizerVolume(image.astype(np.float32), coverage.astype(np.float32), grid)
+
+
+def resample(self, grid: Grid, moved: np.ndarray | None = None) -> LocalizerVolume:
+        """The slices resampled onto `grid` (intensity normalised per localizer), carried first
+        by the rigid 4x4 transform `moved` if given (the head turned, pixels unchanged)."""
+        total = np.zeros(int(np.prod(grid.shape)), np.float64)
+        weight = np.zeros_like(total)
+        for g, group in enumerate(self.groups):
+            key = (g, grid.spacing)
+            if key not in self._prepared:
+                stack = PixelStack.of(group, grid.spacing)
+                self._prepared[key] = stack, stack.antialiased(grid.spacing)
+            stack, pixels = self._prepared[key]
+            if moved is not None:
+                group = [moved_slice(s, moved) for s in group]
+                stack = replace(stack, offset=rigid_parts(moved)[0] @ stack.offset)
+            _accumulate_group(group, stack, pixels, grid, total, weight)
+        total, weight = total.reshape(grid.shape), weight.reshape(grid.shape)
+        image = np.where(weight > 0, total / np.maximum(weight, 1e-9), 0.0)
+        coverage = np.clip(weight, 0, 1)
+        image /= intensity_scale(image, coverage)
+        return LocalizerVolume(image.astype(np.float32), coverage.astype(np.float32), grid)
+
+
 def resample(slices: list[ImageSlice], grid: Grid) -> LocalizerVolume:
     """Resample a localizer's slices onto `grid` (intensity normalised per localizer)."""
-    total = np.zeros(int(np.prod(grid.shape)), np.float64)
-    weight = np.zeros_like(total)
-    for group in parallel_groups(slices):
-        _accumulate_group(group, grid, total, weight)
-    total, weight = total.reshape(grid.shape), weight.reshape(grid.shape)
-    image = np.where(weight > 0, total / np.maximum(weight, 1e-9), 0.0)
-    coverage = np.clip(weight, 0, 1)
-    image /= intensity_scale(image, coverage)
-    return LocalizerVolume(image.astype(np.float32), coverage.astype(np.float32), grid)
+    return LocalizerStacks(slices).resample(grid)
 
 
 def localizer_centre(slices: list[ImageSlice]) -> np.ndarray:

@@ -13,12 +13,12 @@ import numpy as np
 
 from isp_node.cascade.brain import brain_summary
 from isp_node.cascade.orientation import (
-    FINE_SPACING_MM, fine_grid, head_frame_transform, moved_slice, orientation_grid)
+    FINE_SPACING_MM, fine_grid, head_frame_transform, orientation_grid)
 from isp_node.geometry import Plane
 from isp_node.geometry.planes import transform_plane
 from isp_node.geometry.rotations import head_rotation
 from isp_node.pipeline.image_input import iq_inputs
-from isp_node.pipeline.volume import Grid, LocalizerVolume, localizer_centre, resample
+from isp_node.pipeline.volume import Grid, LocalizerStacks, LocalizerVolume, localizer_centre, resample
 from isp_node.simulation.acquisition import Subject
 from isp_node.simulation.cases import LABELS, simulate_case
 
@@ -95,15 +95,14 @@ def fine_sample(seed: int, head_frame: bool = False,
     case = simulate_case(seed, resolution_mm=RENDER_FRACTION * FINE_SPACING_MM, **case_options)
     rng = np.random.default_rng([seed, FINE_STREAM])
     centre = case.planes["ACPC"].centre + rng.normal(0, FINE_JITTER_MM, 3)
-    slices, planes = case.slices, case.planes
+    planes, to_head = case.planes, None
     if head_frame:
         upright = head_frame_transform(case.planes["MSP"].normal, case.planes["ACPC"].normal,
                                        centre)[:3, :3]
         error = upright.T @ head_rotation(*rng.normal(0, FRAME_JITTER_DEG))  # about the head's axes
         to_head = head_frame_transform(error[:, 0], error[:, 2], centre)
-        slices = [moved_slice(s, to_head) for s in slices]
         planes = {key: transform_plane(plane, to_head) for key, plane in planes.items()}
-    return resample(slices, fine_grid(centre)), planes
+    return LocalizerStacks(case.slices).resample(fine_grid(centre), to_head), planes
 
 
 def brain_target(subject: Subject, grid: Grid, coarse: int = 4) -> np.ndarray:
