@@ -1,6 +1,6 @@
-"""Carry the MNI landmarks (AFIDs and annotated) onto another training head (pydeface, robex).
+"""Carry the MNI landmarks (AFIDs and annotated) onto another training head (pydeface, robex, colin).
 
-Usage: python docs/transfer_landmarks.py {pydeface,robex} OUT.json [--fix KEY=x,y,z ...]
+Usage: python docs/transfer_landmarks.py {colin,pydeface,robex} OUT.json [--fix KEY=x,y,z ...]
 
 1. Global affine registration MNI -> the head (LPS to LPS), maximising the
    normalised cross-correlation of the two T1 images over the MNI head, coarse
@@ -25,9 +25,10 @@ from scipy.optimize import minimize
 
 from isp_node.geometry.catalogue import ANNOTATED_LANDMARKS
 from isp_node.simulation.anatomy import (
-    MNI_LANDMARKS_FILE, PYDEFACE_MEAN, ROBEX_ATLAS, fetch, load_mni_head, read_nifti)
+    COLIN_T1, MNI_LANDMARKS_FILE, PYDEFACE_MEAN, ROBEX_ATLAS, fetch, load_mni_head, read_nifti, with_neck)
 
-HEADS = {"pydeface": PYDEFACE_MEAN, "robex": ROBEX_ATLAS}
+HEADS = {"pydeface": PYDEFACE_MEAN, "robex": ROBEX_ATLAS, "colin": COLIN_T1}
+NECKED = ("colin",)  # heads that end at the foramen magnum, continued by a neck as MNI is
 CHECKED = {"pydeface": (
     "Looked at every annotated landmark and at AC, PC and the genu on orthogonal crops. Ear canals and "
     "globes are sharp in this head and the points sit on them (about 1-2 mm). Lateral canthi are on the "
@@ -41,7 +42,12 @@ CHECKED = {"pydeface": (
     'in this image), '
     'PMJ inside the pons behind the junction. The affine needed large scales and shears (0.66-0.88), '
     'and the local corrections came out at 1.4-11.4 mm. Good enough to centre the deformations, not '
-    'to define planes: the head trains stages 1-2 only.')}
+    'to define planes: the head trains stages 1-2 only.'), "colin": (
+    'Looked at every annotated landmark and at AC, PC, PMJ, the genu and splenium and the culmen on '
+    'orthogonal crops (docs/landmarks_colin.png). The affine is close to the identity (scales 0.97-1.03: '
+    'this head was scanned in the MNI space), local corrections 0-5.7 mm. AC, PC, PMJ, the chiasm, the '
+    'pituitary, the globes, ear canals and IACs sit on their structures (about 1-2 mm); the lateral '
+    'canthi lie on the globe rather than on the skin (about 3-4 mm). Used to train stages 1-2.')}
 BLOCK_HALF_MM = 15.0
 SEARCH_MM = 6.0
 
@@ -127,6 +133,8 @@ def main() -> None:
     mni = load_mni_head()
     item = HEADS[args.head]
     target, target_affine = read_nifti(fetch((item,))[item])
+    if args.head in NECKED:  # as the simulator loads it: a neck to match the MNI head's
+        target, target_affine = with_neck(target, target_affine)
     transform = register_affine(mni, target, target_affine)
     print(f"affine MNI -> {args.head} (LPS):\n", np.array2string(transform, precision=4, suppress_small=True))
     fixes = {k: [float(v) for v in c.split(",")] for k, c in (f.split("=") for f in args.fix)}
@@ -147,7 +155,7 @@ def main() -> None:
         "head": f"{item.project} {item.version} {item.member}",
         "coordinates": "DICOM patient coordinates, LPS, millimetres (image world space with x and y negated)",
         "method": ("MNI landmarks (AFIDs + " + ", ".join(k for k in ANNOTATED_LANDMARKS if k in annotated)
-                   + ") carried over by docs/transfer_landmarks.py; checked on docs/landmarks_{args.head}.png"),
+                   + f") carried over by docs/transfer_landmarks.py; checked on docs/landmarks_{args.head}.png"),
         "checked": CHECKED[args.head],
         "affine_mni_to_head_lps": [[round(float(v), 5) for v in row] for row in transform],
         "landmarks": out,

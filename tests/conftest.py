@@ -218,11 +218,10 @@ def run_tool(tool: str, *args, timeout: float = 60.0) -> subprocess.CompletedPro
 
 def _head_or_skip(name: str):
     from isp_node.simulation import anatomy
+    from isp_node.simulation.cases import load_head
 
-    load = {"mni": anatomy.load_mni_head, "pydeface": anatomy.load_pydeface_head,
-            "robex": anatomy.load_robex_head}[name]
     try:
-        return load()
+        return load_head(name)
     except anatomy.AnatomyUnavailable as exc:
         pytest.skip(f"{name} head not available (no cache, no package index): {exc}")
 
@@ -243,3 +242,9 @@ def pydeface_head():
 def robex_head():
     """The ROBEX reference head; skips, saying why, when it is not available."""
     return _head_or_skip("robex")
+
+
+@pytest.fixture(scope="session")
+def colin_head():
+    """The Colin27 head; skips, saying why, when it is not available."""
+    return _head_or_skip("colin")

