@@ -72,10 +72,16 @@ def test_find_levels_and_matching(node, datasets, make_node):
     store_all(node, second)
     study = datasets[0].StudyInstanceUID
 
+    node.wait_jobs(2)  # each localizer's report joins its study: count once both are stored
+    with node.db() as conn:
+        stored = dict(conn.execute("SELECT study_uid, COUNT(*) FROM instances GROUP BY study_uid"))
+        images = sorted(n for (n,) in conn.execute(
+            "SELECT COUNT(*) FROM instances WHERE modality = 'MR' GROUP BY study_uid"))
+    assert images == [3, 9]
     studies = find(node, StudyRootQueryRetrieveInformationModelFind, QueryRetrieveLevel="STUDY",
                    StudyInstanceUID="", PatientName="", NumberOfStudyRelatedInstances="")
     assert len(studies) == 2  # one response per study, not per instance
-    assert sorted(int(s.NumberOfStudyRelatedInstances) for s in studies) == [3, 9]
+    assert {s.StudyInstanceUID: int(s.NumberOfStudyRelatedInstances) for s in studies} == stored
 
     # UID list matching
     both = find(node, StudyRootQueryRetrieveInformationModelFind, QueryRetrieveLevel="STUDY",
