@@ -9,7 +9,7 @@ import pytest
 from conftest import dcmtk, run_tool
 from isp_node.geometry import plane_catalogue
 from isp_node.pipeline.loader import load_localizer
-from isp_node.simulation.cases import LABELS, simulate_case
+from isp_node.simulation.cases import ANATOMY_MIN_BRAIN_MM2, LABELS, simulate_case
 from isp_node.simulation.tensors import GRID_SHAPE, training_sample
 
 pytestmark = pytest.mark.network
@@ -52,8 +52,14 @@ def test_protocols_follow_the_accepted_ranges(protocol):
 def test_labels_of_unusable_kinds():
     assert set(simulate_case(1, kind="object", resolution_mm=3.0).labels) == {"irrelevant"}
     assert set(simulate_case(2, kind="noise", resolution_mm=3.0).labels) == {"irrelevant"}
-    artifact = simulate_case(3, kind="artifact", resolution_mm=3.0).labels
-    assert artifact.count("artifact") >= len(artifact) // 2
+    artifact = simulate_case(3, kind="artifact", resolution_mm=3.0)
+    with_brain = [label for label, area in zip(artifact.labels, artifact.brain_mm2)
+                  if area >= ANATOMY_MIN_BRAIN_MM2]
+    assert with_brain.count("artifact") >= len(with_brain) // 2
+    # an empty field of view shows no artifact that can be seen: irrelevant, not artifact
+    assert all(label == "irrelevant" for label, area in zip(artifact.labels, artifact.brain_mm2)
+               if area < ANATOMY_MIN_BRAIN_MM2)
+    assert "irrelevant" in artifact.labels
     miss = simulate_case(4, kind="miss", resolution_mm=3.0).labels
     assert miss.count("irrelevant") >= len(miss) // 2
     usable = simulate_case(5, kind="usable", protocol="three_plane", resolution_mm=3.0)

@@ -15,7 +15,7 @@ import numpy as np
 from isp_node.cascade.orientation import ORIENTATION_SHAPE, plane_array
 
 SHARD_SIZE = 25
-FORMAT = 8  # shards of another format are made again (8: the MNI head continued by a neck)
+FORMAT = 9  # shards of another format are made again (9: images without brain are irrelevant)
 
 
 @dataclass(frozen=True)

@@ -78,7 +78,7 @@ def evaluate_iq(iq_model, coverage_model, shards: list[Path]) -> dict:
         if not usable[case] and verdict.usable:
             missed_kinds.append(str(data["kinds"][case]))
     area = data["brain_mm2"] / ANATOMY_MIN_BRAIN_MM2
-    clear = ~((area > 0.5) & (area < 1.5) & (labels != IQ_CLASSES.index("artifact")))
+    clear = ~((area > 0.5) & (area < 1.5))
     return {
         "images": int(len(labels)),
         "accuracy": float(np.mean(predicted == labels)),

@@ -15,7 +15,7 @@ import numpy as np
 from scipy import ndimage
 
 from isp_node.cascade import datasets
-from isp_node.cascade.models import IQ_CLASSES, build_coverage_net, build_iq_net, build_orientation_net
+from isp_node.cascade.models import build_coverage_net, build_iq_net, build_orientation_net
 from isp_node.cascade.orientation import (
     FINE_SHAPE, ORIENTATION_SHAPE, mirrored_plane_array, plane_targets)
 from isp_node.geometry import PLANE_KEYS
@@ -175,7 +175,7 @@ class Batches:
             # images showing about as much brain as the anatomy threshold are a matter
             # of definition, not of seeing: they count less
             area = data["brain_mm2"] / ANATOMY_MIN_BRAIN_MM2
-            borderline = (area > 0.5) & (area < 1.5) & (self.y != IQ_CLASSES.index("artifact"))
+            borderline = (area > 0.5) & (area < 1.5)
             self.weights = np.where(borderline, 0.3, 1.0).astype(np.float32)
         elif recipe.task in ORIENTATION_FIELDS:
             volumes, grids = ORIENTATION_FIELDS[recipe.task]

@@ -2,7 +2,7 @@
 
 Stage 1 classes each image (anatomy / artifact / irrelevant); stage 2 measures
 how much brain the localizer covers. A localizer is usable when no more than a
-third of its head images are artifact-dominated, at least `MIN_ANATOMY_IMAGES`
+third of its brain images are artifact-dominated, at least `MIN_ANATOMY_IMAGES`
 images show anatomy and the covered brain is at least `MIN_BRAIN_ML`; otherwise
 the message says why, in the technologist's words.
 """
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 MIN_ANATOMY_IMAGES = 2
 MIN_BRAIN_ML = 300.0
-MAX_ARTIFACT_SHARE = 0.34  # of the images showing a head: more artifact is not planned on
+MAX_ARTIFACT_SHARE = 0.34  # of the images showing brain: more artifact is not planned on
 
 
 @dataclass(frozen=True)

@@ -321,10 +321,11 @@ def _noise_samples(native: StackSpec, rendered: StackSpec) -> float:
 def _labels(severities: list[str], areas: np.ndarray) -> list[str]:
     """anatomy / artifact / irrelevant for each image.
 
-    artifact: dominated by a heavy artifact, whatever it shows. irrelevant: shows
-    too little brain to plan on (another body part, an object, or nothing: an
-    empty field of view is pure noise). anatomy: the rest.
+    irrelevant: shows too little brain to plan on (another body part, an object, or
+    nothing: an empty field of view is pure noise), whatever artifact it carries: a
+    ghost or drop-out of an empty field of view cannot be seen. artifact: shows brain
+    but is dominated by a heavy artifact. anatomy: the rest.
     """
-    return ["artifact" if severity == "heavy" else
-            "irrelevant" if area < ANATOMY_MIN_BRAIN_MM2 else "anatomy"
+    return ["irrelevant" if area < ANATOMY_MIN_BRAIN_MM2 else
+            "artifact" if severity == "heavy" else "anatomy"
             for severity, area in zip(severities, areas)]
