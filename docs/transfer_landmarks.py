@@ -47,7 +47,8 @@ CHECKED = {"pydeface": (
     'orthogonal crops (docs/landmarks_colin.png). The affine is close to the identity (scales 0.97-1.03: '
     'this head was scanned in the MNI space), local corrections 0-5.7 mm. AC, PC, PMJ, the chiasm, the '
     'pituitary, the globes, ear canals and IACs sit on their structures (about 1-2 mm); the lateral '
-    'canthi lie on the globe rather than on the skin (about 3-4 mm). Used to train stages 1-2.')}
+    'canthi lie on the globe rather than on the skin (about 3-4 mm). Close enough to define planes '
+    'for training any stage (--heads colin); no shipped model has learnt from it yet.')}
 BLOCK_HALF_MM = 15.0
 SEARCH_MM = 6.0
 
