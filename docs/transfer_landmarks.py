@@ -1,10 +1,11 @@
-"""Carry the MNI landmarks (AFIDs and annotated) onto another training head (pydeface, robex, colin).
+"""Carry the MNI landmarks (AFIDs and annotated) onto another training head (pydeface, robex, colin, pycortex).
 
-Usage: python docs/transfer_landmarks.py {colin,pydeface,robex} OUT.json [--fix KEY=x,y,z ...]
+Usage: python docs/transfer_landmarks.py {colin,pycortex,pydeface,robex} OUT.json [--fix KEY=x,y,z ...]
 
 1. Global affine registration MNI -> the head (LPS to LPS), maximising the
    normalised cross-correlation of the two T1 images over the MNI head, coarse
-   to fine (8, 4, 2 mm smoothing and sampling).
+   to fine (8, 4, 2 mm smoothing and sampling), from no shift or, for a head stored
+   far from the MNI origin, from the shift that lines up the crowns.
 2. Per landmark, a local translation (block matching over a 30 mm cube, +-6 mm
    search) corrects what one affine cannot (face, ears, brain shape).
 3. ``--fix`` overrides points that were corrected by hand after looking at the
@@ -25,10 +26,13 @@ from scipy.optimize import minimize
 
 from isp_node.geometry.catalogue import ANNOTATED_LANDMARKS
 from isp_node.simulation.anatomy import (
-    COLIN_T1, MNI_LANDMARKS_FILE, PYDEFACE_MEAN, ROBEX_ATLAS, fetch, load_mni_head, read_nifti, with_neck)
+    COLIN_T1, MNI_LANDMARKS_FILE, PYCORTEX_S1, PYDEFACE_MEAN, ROBEX_ATLAS, fetch, load_mni_head, read_nifti,
+    with_neck)
 
-HEADS = {"pydeface": PYDEFACE_MEAN, "robex": ROBEX_ATLAS, "colin": COLIN_T1}
+HEADS = {"pydeface": PYDEFACE_MEAN, "robex": ROBEX_ATLAS, "colin": COLIN_T1, "pycortex": PYCORTEX_S1}
 NECKED = ("colin",)  # heads that end at the foramen magnum, continued by a neck as MNI is
+CANONICAL = ("pycortex",)  # heads whose voxel axes are turned to the MNI template's on loading
+OFF_CENTRE = ("pycortex",)  # heads stored some 40 mm from the MNI origin: the search starts at crown_shift
 CHECKED = {"pydeface": (
     "Looked at every annotated landmark and at AC, PC and the genu on orthogonal crops. Ear canals and "
     "globes are sharp in this head and the points sit on them (about 1-2 mm). Lateral canthi are on the "
@@ -48,7 +52,16 @@ CHECKED = {"pydeface": (
     'this head was scanned in the MNI space), local corrections 0-5.7 mm. AC, PC, PMJ, the chiasm, the '
     'pituitary, the globes, ear canals and IACs sit on their structures (about 1-2 mm); the lateral '
     'canthi lie on the globe rather than on the skin (about 3-4 mm). Close enough to define planes '
-    'for training any stage (--heads colin); no shipped model has learnt from it yet.')}
+    'for training any stage (--heads colin); no shipped model has learnt from it yet.'), "pycortex": (
+    'Looked at every annotated landmark and at AC, PC, the genu and splenium, PMJ, the culmen, the LV '
+    'points at AC and the temporal-horn points on orthogonal crops (docs/landmarks_pycortex.png). The '
+    'search started from the crowns lined up (the head is stored about 40 mm from the MNI origin); the '
+    'affine turns it 9.4 degrees in pitch and scales it 0.88-1.03, local corrections 1.2-10.0 mm. AC, PC, '
+    'the chiasm, the pituitary, the globes, the ear canals and the basilar tip sit on their structures '
+    '(about 1-2 mm), the lateral canthi on the skin beside the globes, the IACs in the canal of the '
+    'petrous bone (about 2 mm); PMJ lies inside the pons; the ventral occipital horn points matched '
+    'poorly (ncc 0.4) and define no plane. Close enough to define planes for training any stage '
+    '(--heads pycortex).')}
 BLOCK_HALF_MM = 15.0
 SEARCH_MM = 6.0
 
@@ -81,10 +94,32 @@ def ncc(a: np.ndarray, b: np.ndarray) -> float:
     return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-12))
 
 
-def register_affine(mni, target, target_affine) -> np.ndarray:
-    """Affine LPS->LPS that maps MNI points onto the same anatomy in the target head."""
+def crown_shift(mni, target, target_affine) -> np.ndarray:
+    """A starting translation for a head stored far from the MNI origin: the one that lines up
+    the tops of the two heads and the centres of their top 100 mm, if it correlates better than none."""
+
+    def crown(volume, affine):
+        points = (affine[:3, :3] @ np.argwhere(volume[::4, ::4, ::4] > 0.15 * volume.max()).T * 4).T + affine[:3, 3]
+        top = points[points[:, 2] > points[:, 2].max() - 100.0]
+        return np.array([*top[:, :2].mean(axis=0), points[:, 2].max()])
+
+    shift = crown(target, target_affine) - crown(mni.volume, mni.affine)
+    fixed = gaussian_filter(mni.volume, 8.0)
+    moving = gaussian_filter(target, 8.0)
+    grid = np.argwhere(fixed[::6, ::6, ::6] > 0.15 * fixed.max()) * 6
+    points = (mni.affine[:3, :3] @ grid.T).T + mni.affine[:3, 3]
+    values = fixed[tuple(grid.T)]
+    scores = [ncc(values, sample(moving, target_affine, points + t)) for t in (np.zeros(3), shift)]
+    print(f"start: no shift ncc {scores[0]:.4f}, crown shift {np.round(shift, 1)} ncc {scores[1]:.4f}")
+    return shift if scores[1] > scores[0] else np.zeros(3)
+
+
+def register_affine(mni, target, target_affine, start: np.ndarray) -> np.ndarray:
+    """Affine LPS->LPS that maps MNI points onto the same anatomy in the target head, starting
+    from the translation ``start``."""
     centre = np.zeros(3)
     params = np.zeros(12)
+    params[:3] = start
     for sigma_mm, step in ((8.0, 6), (4.0, 4), (2.0, 2)):
         fixed = gaussian_filter(mni.volume, sigma_mm)
         moving = gaussian_filter(target, sigma_mm)
@@ -133,10 +168,11 @@ def main() -> None:
     args = parser.parse_args()
     mni = load_mni_head()
     item = HEADS[args.head]
-    target, target_affine = read_nifti(fetch((item,))[item])
+    target, target_affine = read_nifti(fetch((item,))[item], canonical=args.head in CANONICAL)
     if args.head in NECKED:  # as the simulator loads it: a neck to match the MNI head's
         target, target_affine = with_neck(target, target_affine)
-    transform = register_affine(mni, target, target_affine)
+    start = crown_shift(mni, target, target_affine) if args.head in OFF_CENTRE else np.zeros(3)
+    transform = register_affine(mni, target, target_affine, start)
     print(f"affine MNI -> {args.head} (LPS):\n", np.array2string(transform, precision=4, suppress_small=True))
     fixes = {k: [float(v) for v in c.split(",")] for k, c in (f.split("=") for f in args.fix)}
     annotated = json.loads(resources.files("isp_node.simulation").joinpath(

