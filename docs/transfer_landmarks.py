@@ -94,6 +94,15 @@ def ncc(a: np.ndarray, b: np.ndarray) -> float:
     return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b) + 1e-12))
 
 
+def smoothed_samples(mni, target, sigma_mm: float, step: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One level of the registration: the MNI head's tissue voxels on every ``step``-th voxel (LPS
+    points and their values, both heads smoothed by ``sigma_mm``) and the smoothed target."""
+    fixed = gaussian_filter(mni.volume, sigma_mm)
+    grid = np.argwhere(fixed[::step, ::step, ::step] > 0.15 * fixed.max()) * step
+    points = (mni.affine[:3, :3] @ grid.T).T + mni.affine[:3, 3]
+    return points, fixed[tuple(grid.T)], gaussian_filter(target, sigma_mm)
+
+
 def crown_shift(mni, target, target_affine) -> np.ndarray:
     """A starting translation for a head stored far from the MNI origin: the one that lines up
     the tops of the two heads and the centres of their top 100 mm, if it correlates better than none."""
@@ -104,11 +113,7 @@ def crown_shift(mni, target, target_affine) -> np.ndarray:
         return np.array([*top[:, :2].mean(axis=0), points[:, 2].max()])
 
     shift = crown(target, target_affine) - crown(mni.volume, mni.affine)
-    fixed = gaussian_filter(mni.volume, 8.0)
-    moving = gaussian_filter(target, 8.0)
-    grid = np.argwhere(fixed[::6, ::6, ::6] > 0.15 * fixed.max()) * 6
-    points = (mni.affine[:3, :3] @ grid.T).T + mni.affine[:3, 3]
-    values = fixed[tuple(grid.T)]
+    points, values, moving = smoothed_samples(mni, target, 8.0, 6)
     scores = [ncc(values, sample(moving, target_affine, points + t)) for t in (np.zeros(3), shift)]
     print(f"start: no shift ncc {scores[0]:.4f}, crown shift {np.round(shift, 1)} ncc {scores[1]:.4f}")
     return shift if scores[1] > scores[0] else np.zeros(3)
@@ -121,11 +126,7 @@ def register_affine(mni, target, target_affine, start: np.ndarray) -> np.ndarray
     params = np.zeros(12)
     params[:3] = start
     for sigma_mm, step in ((8.0, 6), (4.0, 4), (2.0, 2)):
-        fixed = gaussian_filter(mni.volume, sigma_mm)
-        moving = gaussian_filter(target, sigma_mm)
-        grid = np.argwhere(fixed[::step, ::step, ::step] > 0.15 * fixed.max()) * step
-        points = (mni.affine[:3, :3] @ grid.T).T + mni.affine[:3, 3]
-        values = fixed[tuple(grid.T)]
+        points, values, moving = smoothed_samples(mni, target, sigma_mm, step)
 
         def cost(p, points=points, values=values, moving=moving):
             return -ncc(values, sample(moving, target_affine, (affine_from_params(p, centre)[:3, :3] @ points.T).T
