@@ -106,11 +106,12 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 TRAIN_DATA = {"first_seed": 0, "count": 2000, "heads": ("mni",), "views": 2}
-# LocalizerIQ-Net learns two heads, the MNI template and the ROBEX reference head (a real
-# individual); Coverage-Net and Orientation-Net the MNI head alone (the ROBEX head's
-# landmarks were carried over by registration and checked less; a Coverage-Net trained on
-# both moved the development Orientation-Net's planes: models/coverage_net.md)
-TRAIN_HEADS = {"iq": ("mni", "robex")}
+# LocalizerIQ-Net learns three heads, the MNI template, the ROBEX reference head and
+# pycortex's S1 (real individuals); Coverage-Net and Orientation-Net the MNI head alone by
+# default (the ROBEX head's landmarks were carried over by registration and checked less; a
+# Coverage-Net trained on both moved the development Orientation-Net's planes:
+# models/coverage_net.md)
+TRAIN_HEADS = {"iq": ("mni", "robex", "pycortex")}
 # LocalizerIQ-Net also learns from localizers rendered as a scanner sends them (the noise
 # grain of an image anti-aliased by the loader is not the fast path's)
 TRAIN_DATA_FULL_RESOLUTION = {"first_seed": 2000, "count": 400, "heads": ("mni",), "views": 2,
@@ -318,7 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "a development checkpoint further")
             sub.add_argument("--heads", nargs="+", choices=HEADS, metavar="HEAD",
                              help=f"training anatomy, from {', '.join(HEADS)} (default: iq "
-                             f"{' and '.join(TRAIN_HEADS['iq'])}, the others mni; the data go "
+                             f"{' '.join(TRAIN_HEADS['iq'])}; the others mni; the data go "
                              "to a directory named after the heads)")
         else:
             sub.add_argument("--planes", metavar="FILE", help="orientation: also write every "

@@ -39,7 +39,16 @@ def test_worker_judges_the_localizer(make_node, tmp_path, kind, mni_head, pydefa
     result = json.loads(job["result"])
     assert result["planner"] == "cascade"
     assert len(result["images"]) == len(paths)
+    # each image's brain as Coverage-Net finds it: some wherever the simulated image shows
+    # more than 50 cm2; an image where it finds none is irrelevant whatever LocalizerIQ-Net
+    # made of it; on the usable localizer, none in the three images that show no brain
+    by_uid = {image["uid"]: image for image in result["images"]}
+    shown = {image["sop_instance_uid"]: image["brain_mm2"] for image in case.truth()["images"]}
+    for uid, true_mm2 in shown.items():
+        assert by_uid[uid]["brain_mm2"] > 0 or true_mm2 < 5000, (by_uid[uid], true_mm2)
+        assert by_uid[uid]["brain_mm2"] > 0 or by_uid[uid]["class"] == "irrelevant"
     if kind == "usable":
+        assert [by_uid[uid]["brain_mm2"] for uid, true_mm2 in shown.items() if true_mm2 == 0] == [0] * 3
         assert result["usable"], result["message"]
         truth = brain_target(case.subject, Grid.centred(case.landmarks["AFID:AC"], (64, 64, 64), 4.0))
         true_ml = float(truth.sum()) * 4.0**3 / 1000  # about 1.9 l: the template's brain includes its CSF

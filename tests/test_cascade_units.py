@@ -37,6 +37,40 @@ def test_brain_summary_in_patient_coordinates():
     np.testing.assert_allclose(summary["high_lps"], grid.origin + (np.array([4, 6, 8]) + 0.5) * 4)
 
 
+def test_image_brain_area_from_the_map_on_the_image_plane():
+    """An 80 mm cube of brain: an image through it shows 80 x 80 mm, one tilted by 17
+    degrees 80 x 83.7 mm, one above it or off the grid nothing."""
+    from isp_node.cascade.brain import image_brain_mm2
+    from isp_node.pipeline.slices import ImageSlice
+
+    grid = Grid.centred(np.zeros(3), (64, 64, 64), 4.0)
+    cube = (np.abs(grid.points()).max(axis=-1) <= 40).astype(np.float32)
+
+    def image(position, row=(1.0, 0.0, 0.0)):
+        return ImageSlice(np.zeros((256, 256), np.float32), np.asarray(position, float), row,
+                          (0.0, 1.0, 0.0), (1.0, 1.0), 5.0).frame
+
+    tilt = np.radians(17.0)
+    tilted = np.array([np.cos(tilt), 0.0, np.sin(tilt)])
+    frames = np.stack([image((-127.5, -127.5, 0.0)), image((-127.5, -127.5, 60.0)),
+                       image(-127.5 * tilted + (0.0, -127.5, 0.0), tilted),
+                       image((-127.5, -127.5, 400.0))])
+    areas = image_brain_mm2(cube, grid, frames)
+    assert areas[0] == pytest.approx(80 * 80, rel=0.03)
+    assert areas[1] == 0 and areas[3] == 0
+    assert areas[2] == pytest.approx(80 * 80 / np.cos(tilt), rel=0.05)
+    assert not image_brain_mm2(np.zeros_like(cube), grid, frames).any()
+
+
+def test_images_without_brain_are_irrelevant():
+    from isp_node.cascade.models import IQ_CLASSES
+    from isp_node.cascade.verdict import image_classes
+
+    probabilities = np.array([[0.9, 0.1, 0.0], [0.1, 0.8, 0.1], [0.2, 0.7, 0.1], [0.1, 0.1, 0.8]])
+    classes = image_classes(probabilities, np.array([900.0, 16.0, 0.0, 5000.0]))
+    assert [IQ_CLASSES[c] for c in classes] == ["anatomy", "artifact", "irrelevant", "irrelevant"]
+
+
 def test_brain_extent_is_sub_voxel():
     """A ball whose probability falls linearly through 0.5 at radius 37.3 mm (not on a
     voxel boundary) is measured to within a hundredth of a millimetre."""

@@ -4,9 +4,13 @@ The extent is read off the probability map with sub-voxel precision: along each
 grid axis the brain's profile (the highest probability in each plane of voxels
 across that axis) crosses 0.5 between two voxel centres, and the crossing is
 interpolated linearly. A thresholded mask would round it to whole 4 mm voxels.
+Each localizer image's share of the brain is the mask sampled on the image's plane.
 """
 
+import itertools
+
 import numpy as np
+from scipy import ndimage
 
 from isp_node.pipeline.volume import Grid
 
@@ -47,3 +51,40 @@ def brain_summary(probability: np.ndarray, grid: Grid) -> dict:
     return {"volume_ml": round(float(mask.sum() * grid.spacing**3 / 1000), 1),
             "centre_lps": centre.round(2).tolist(),
             "low_lps": low.round(2).tolist(), "high_lps": high.round(2).tolist()}
+
+
+def image_brain_mm2(probability: np.ndarray, grid: Grid, frames: np.ndarray) -> np.ndarray:
+    """The brain area (mm2) Coverage-Net's map shows in each image, from the images' frames
+    (n, 11) (`ImageSlice.frame`): the thresholded map sampled (nearest voxel) every grid
+    spacing across each image's field of view, where it can meet the brain's bounding box."""
+    frames = np.asarray(frames, dtype=float).reshape(-1, 11)
+    mask = np.asarray(probability) >= THRESHOLD
+    areas = np.zeros(len(frames))
+    if not mask.any():
+        return areas
+    found = np.argwhere(mask)  # the box, in voxels, then everything in voxel units
+    corners = np.array(list(itertools.product(*zip(found.min(axis=0) - 1.0,
+                                                   found.max(axis=0) + 1.0))))
+    points, owners = [], []
+    for index, frame in enumerate(frames):
+        start, row, col = (frame[:3] - grid.origin) / grid.spacing, frame[3:6], frame[6:9]
+        relative = corners - start
+        if np.ptp(np.sign(relative @ np.cross(row, col))) == 0:  # the plane misses the box
+            continue
+        across, down = (_samples(size / grid.spacing, relative @ axis)
+                        for size, axis in ((frame[9], row), (frame[10], col)))
+        points.append((start + across[:, None, None] * row
+                       + down[None, :, None] * col).reshape(-1, 3))
+        owners.append(np.full(len(across) * len(down), index))
+    if points:
+        inside = ndimage.map_coordinates(mask.astype(np.uint8), np.concatenate(points).T,
+                                         order=0, cval=0)
+        areas += np.bincount(np.concatenate(owners), weights=inside, minlength=len(frames))
+    return areas * grid.spacing**2
+
+
+def _samples(size: float, reach: np.ndarray) -> np.ndarray:
+    """Sample positions one voxel apart across an image side of `size` voxels, centred on
+    it, kept where they fall between the least and greatest of `reach`."""
+    positions = np.arange(size / 2 % 1.0, size + 1e-6, 1.0)
+    return positions[(positions >= reach.min()) & (positions <= reach.max())]

@@ -15,7 +15,9 @@ import numpy as np
 from isp_node.cascade.orientation import ORIENTATION_SHAPE, plane_array
 
 SHARD_SIZE = 25
-FORMAT = 9  # shards of another format are made again (9: images without brain are irrelevant)
+# shards of another format are made again (9: images without brain are irrelevant; 10: each
+# image's frame in the patient, for the brain Coverage-Net finds in it)
+FORMAT = 10
 
 
 @dataclass(frozen=True)
@@ -42,7 +44,7 @@ def _make_shard(args: tuple[Path, int, int, DatasetSpec]) -> Path:
     if spec.fine:
         return _make_fine_shard(path, first, count, spec)
     volumes, brains, images, labels, owners, usable, origins, planes, seeds = ([] for _ in range(9))
-    kinds, orientations, areas, orientation_volumes, orientation_grids = [], [], [], [], []
+    kinds, orientations, areas, frames, orientation_volumes, orientation_grids = ([] for _ in range(6))
     for seed in range(first, first + count):
         s = training_sample(seed, heads=spec.heads, unusable_fraction=spec.unusable_fraction,
                             anatomy_seed=seed - seed % spec.views,
@@ -59,6 +61,7 @@ def _make_shard(args: tuple[Path, int, int, DatasetSpec]) -> Path:
         kinds.append(s.kind)
         orientations.extend(s.orientations)
         areas.append(s.brain_mm2)
+        frames.append(s.image_frames)
         if s.orientation is None:  # no brain to plan on: no Orientation-Net input
             orientation_volumes.append(np.zeros((*ORIENTATION_SHAPE, 2), np.float16))
             orientation_grids.append(np.full(4, np.nan, np.float32))
@@ -72,7 +75,7 @@ def _make_shard(args: tuple[Path, int, int, DatasetSpec]) -> Path:
                         owners=np.concatenate(owners), usable=np.array(usable),
                         origins=np.stack(origins), planes=np.stack(planes), seeds=np.array(seeds),
                         kinds=np.array(kinds), orientations=np.array(orientations),
-                        brain_mm2=np.concatenate(areas),
+                        brain_mm2=np.concatenate(areas), image_frames=np.concatenate(frames),
                         orientation_volumes=np.stack(orientation_volumes),
                         orientation_grids=np.stack(orientation_grids))
     tmp.rename(path)

@@ -9,14 +9,15 @@ import numpy as np
 from tqdm import tqdm
 
 from isp_node.cascade import datasets
-from isp_node.cascade.brain import brain_extent
+from isp_node.cascade.brain import brain_extent, image_brain_mm2
 from isp_node.cascade.models import IQ_CLASSES
 from isp_node.cascade.orientation import FINE_SPACING_MM, plane_array
-from isp_node.cascade.verdict import localizer_verdict
+from isp_node.cascade.verdict import image_classes, localizer_verdict
 from isp_node.geometry import PLANE_KEYS
 from isp_node.pipeline.loader import load_localizer
+from isp_node.pipeline.volume import Grid
 from isp_node.simulation.cases import ANATOMY_MIN_BRAIN_MM2, SimulatedCase, simulate_case
-from isp_node.simulation.tensors import GRID_SPACING_MM
+from isp_node.simulation.tensors import GRID_SHAPE, GRID_SPACING_MM
 
 VOXEL_ML = GRID_SPACING_MM**3 / 1000.0
 
@@ -57,31 +58,38 @@ def evaluate_coverage(model, shards: list[Path]) -> dict:
 
 
 def evaluate_iq(iq_model, coverage_model, shards: list[Path]) -> dict:
-    """Per-image accuracy and the study-level verdict against the simulated truth."""
+    """Per-image accuracy and the study-level verdict against the simulated truth, with the
+    classes as the node gives them (`verdict.image_classes`: LocalizerIQ-Net's, irrelevant
+    where Coverage-Net finds no brain) and, apart, the network's alone."""
     data = datasets.load_shards(shards, ("images", "labels", "owners", "usable", "volumes",
-                                         "orientations", "brain_mm2", "kinds"))
+                                         "origins", "orientations", "brain_mm2", "image_frames",
+                                         "kinds"))
     probabilities = predict_in_batches(iq_model, data["images"][..., None], 256)
-    predicted = probabilities.argmax(axis=1)
-    labels = data["labels"]
-    confusion = np.zeros((3, 3), int)
-    np.add.at(confusion, (labels, predicted), 1)
-    brain = predict_in_batches(coverage_model, data["volumes"], 2)[..., 0] > 0.5
+    brain = predict_in_batches(coverage_model, data["volumes"], 2)[..., 0]
     usable = data["usable"]
+    predicted = np.zeros(len(probabilities), int)
     flagged = np.zeros(len(usable), bool)
     missed_kinds: list[str] = []
     for case in range(len(usable)):
         images = data["owners"] == case
+        grid = Grid(GRID_SHAPE, GRID_SPACING_MM, data["origins"][case].astype(float))
+        predicted[images] = image_classes(
+            probabilities[images], image_brain_mm2(brain[case], grid, data["image_frames"][images]))
         classes = [IQ_CLASSES[c] for c in predicted[images]]
         verdict = localizer_verdict(classes, list(data["orientations"][images]),
-                                    float(brain[case].sum() * VOXEL_ML))
+                                    float((brain[case] >= 0.5).sum() * VOXEL_ML))
         flagged[case] = not verdict.usable
         if not usable[case] and verdict.usable:
             missed_kinds.append(str(data["kinds"][case]))
+    labels = data["labels"]
+    confusion = np.zeros((3, 3), int)
+    np.add.at(confusion, (labels, predicted), 1)
     area = data["brain_mm2"] / ANATOMY_MIN_BRAIN_MM2
     clear = ~((area > 0.5) & (area < 1.5))
     return {
         "images": int(len(labels)),
         "accuracy": float(np.mean(predicted == labels)),
+        "accuracy_network_alone": float(np.mean(probabilities.argmax(axis=1) == labels)),
         "accuracy_clear_images": float(np.mean(predicted[clear] == labels[clear])),
         "borderline_images": int((~clear).sum()),
         "recall_per_class": {c: float(confusion[i, i] / max(confusion[i].sum(), 1))

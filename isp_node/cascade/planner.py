@@ -17,13 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
-from isp_node.cascade.brain import brain_summary
+from isp_node.cascade.brain import brain_summary, image_brain_mm2
 from isp_node.cascade.inference import load_model, warm_function
 from isp_node.cascade.models import IQ_CLASSES
 from isp_node.cascade.orientation import (
     FINE_KEYS, FittedPlane, fine_grid, head_frame_transform, moved_fit, orientation_grid,
     planes_from_outputs, planned_planes)
-from isp_node.cascade.verdict import localizer_verdict
+from isp_node.cascade.verdict import image_classes, localizer_verdict
 from isp_node.pipeline.image_input import iq_inputs
 from isp_node.pipeline.loader import LocalizerError, load_localizer
 from isp_node.pipeline.planner import PlanRequest, Planner
@@ -154,19 +154,22 @@ class Cascade:
         started = time.perf_counter()
         images = iq_inputs(slices)[..., None]
         probabilities = self.iq(images).numpy()
-        classes = [IQ_CLASSES[i] for i in probabilities.argmax(axis=1)]
         grid = Grid.centred(localizer_centre(slices), GRID_SHAPE, GRID_SPACING_MM)
         stacks = LocalizerStacks(slices)
         volume = stacks.resample(grid)
-        brain = brain_summary(self.coverage(volume.tensor()[None]).numpy()[0, ..., 0], grid)
+        probability = self.coverage(volume.tensor()[None]).numpy()[0, ..., 0]
+        brain = brain_summary(probability, grid)
+        areas = image_brain_mm2(probability, grid, np.stack([s.frame for s in slices]))
+        classes = [IQ_CLASSES[i] for i in image_classes(probabilities, areas)]
         verdict = localizer_verdict(classes, [s.orientation for s in slices], brain["volume_ml"])
         result = {
             "usable": verdict.usable,
             "message": verdict.message,
             "image_classes": verdict.counts,
             "images": [{"uid": s.uid, "orientation": s.orientation, "class": c,
-                        "probabilities": [round(float(v), 4) for v in p]}
-                       for s, c, p in zip(slices, classes, probabilities)],
+                        "probabilities": [round(float(v), 4) for v in p],
+                        "brain_mm2": round(float(a))}
+                       for s, c, p, a in zip(slices, classes, probabilities, areas)],
             "brain": brain,
             "planes": self.planes(stacks, brain) if self.orientation and verdict.usable else [],
             "models": self.models,

@@ -1,7 +1,8 @@
 """The localizer quality verdict: usable or not, and what the operator should do.
 
 Stage 1 classes each image (anatomy / artifact / irrelevant); stage 2 measures
-how much brain the localizer covers. A localizer is usable when no more than a
+how much brain the localizer covers, and an image in which it finds no brain at
+all is irrelevant whatever stage 1 made of it (`image_classes`). A localizer is usable when no more than a
 third of its brain images are artifact-dominated, at least `MIN_ANATOMY_IMAGES`
 images show anatomy and the covered brain is at least `MIN_BRAIN_ML`; otherwise
 the message says why, in the technologist's words.
@@ -10,9 +11,14 @@ the message says why, in the technologist's words.
 from collections import Counter
 from dataclasses import dataclass
 
+import numpy as np
+
+from isp_node.cascade.models import IQ_CLASSES
+
 MIN_ANATOMY_IMAGES = 2
 MIN_BRAIN_ML = 300.0
 MAX_ARTIFACT_SHARE = 0.34  # of the images showing brain: more artifact is not planned on
+IRRELEVANT = IQ_CLASSES.index("irrelevant")
 
 
 @dataclass(frozen=True)
@@ -20,6 +26,16 @@ class Verdict:
     usable: bool
     message: str
     counts: dict[str, int]
+
+
+def image_classes(probabilities: np.ndarray, brain_mm2: np.ndarray) -> np.ndarray:
+    """Each image's class (indices into `IQ_CLASSES`): LocalizerIQ-Net's, but irrelevant where
+    Coverage-Net finds no brain in the image (`brain.image_brain_mm2`). An image is anatomy or
+    artifact only if it shows brain; at 64 x 64 the network takes some empty slices of a
+    ghosted localizer for artifact and slices through the face for brain, where the 3D map
+    is clear (model card)."""
+    classes = np.asarray(probabilities).argmax(axis=1)
+    return np.where(np.asarray(brain_mm2) > 0.0, classes, IRRELEVANT)
 
 
 def localizer_verdict(classes: list[str], orientations: list[str],

@@ -62,6 +62,15 @@ class ImageSlice:
         """The pixels (float32) smoothed for sampling every `step_mm` (`antialiased`)."""
         return antialiased(self.pixels, self.spacing, step_mm)
 
+    @property
+    def frame(self) -> np.ndarray:
+        """The image's frame in the patient (11,): the position of pixel (0, 0), the row and
+        column directions, and the field of view's width and height between the outer pixel
+        centres (mm). What `cascade.brain.image_brain_mm2` needs, in a form shards can store."""
+        rows, cols = self.shape
+        return np.concatenate([self.position, self.row, self.col,
+                               [(cols - 1) * self.spacing[1], (rows - 1) * self.spacing[0]]])
+
     def pixel_grid(self) -> np.ndarray:
         """Patient coordinates (rows, cols, 3) of every pixel centre."""
         rows, cols = self.shape

@@ -50,6 +50,7 @@ class TrainingSample:
     kind: str
     orientations: list[str]  # of each image
     brain_mm2: np.ndarray  # (n_images,) brain area each image shows
+    image_frames: np.ndarray  # (n_images, 11) each image's frame in the patient (`ImageSlice.frame`)
     planes: dict[str, Plane]  # scanner LPS
     landmarks: dict[str, np.ndarray]  # scanner LPS
     pose: np.ndarray  # 4x4 head -> scanner
@@ -80,7 +81,8 @@ def training_sample(seed: int, grid_shape: tuple[int, int, int] = GRID_SHAPE,
         images=iq_inputs(case.slices),
         labels=np.array([LABELS.index(label) for label in case.labels]),
         usable=case.usable, kind=case.kind, orientations=[s.orientation for s in case.slices],
-        brain_mm2=np.array(case.brain_mm2, np.float32), planes=case.planes,
+        brain_mm2=np.array(case.brain_mm2, np.float32),
+        image_frames=np.array([s.frame for s in case.slices], np.float32), planes=case.planes,
         landmarks=case.landmarks, pose=case.pose,
     )
 
