@@ -261,7 +261,7 @@ def test_training_data_of_other_heads_go_to_their_own_directory():
 
     assert cli.data_directory_name("train", ("mni",)) == "train"
     assert cli.data_directory_name("train", ("mni", "robex")) == "train_mni-robex"
-    assert cli.TRAIN_HEADS["iq"] == ("mni", "robex") and "coverage" not in cli.TRAIN_HEADS
+    assert cli.TRAIN_HEADS["iq"] == ("mni", "robex", "pycortex") and "coverage" not in cli.TRAIN_HEADS
     args = cli.build_parser().parse_args(["train", "coverage", "--heads", "mni", "robex"])
     assert args.heads == ["mni", "robex"]
     with pytest.raises(SystemExit):
