@@ -108,9 +108,8 @@ def _simulate(args: argparse.Namespace) -> int:
 TRAIN_DATA = {"first_seed": 0, "count": 2000, "heads": ("mni",), "views": 2}
 # LocalizerIQ-Net learns three heads, the MNI template, the ROBEX reference head and
 # pycortex's S1 (real individuals); Coverage-Net and Orientation-Net the MNI head alone by
-# default (the ROBEX head's landmarks were carried over by registration and checked less; a
-# Coverage-Net trained on both moved the development Orientation-Net's planes:
-# models/coverage_net.md)
+# default (the shipped Coverage-Net was trained on the three heads in two runs, its card
+# says how; the ROBEX head's landmarks were carried over by registration and checked less)
 TRAIN_HEADS = {"iq": ("mni", "robex", "pycortex")}
 # LocalizerIQ-Net also learns from localizers rendered as a scanner sends them (the noise
 # grain of an image anti-aliased by the loader is not the fast path's)
