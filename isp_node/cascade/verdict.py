@@ -2,10 +2,10 @@
 
 Stage 1 classes each image (anatomy / artifact / irrelevant); stage 2 measures
 how much brain the localizer covers, and an image in which it finds no brain at
-all is irrelevant whatever stage 1 made of it (`image_classes`). A localizer is usable when no more than a
-third of its brain images are artifact-dominated, at least `MIN_ANATOMY_IMAGES`
-images show anatomy and the covered brain is at least `MIN_BRAIN_ML`; otherwise
-the message says why, in the technologist's words.
+all is irrelevant whatever stage 1 made of it (`image_classes`). A localizer is
+usable when no more than a third of its brain images are artifact-dominated, at
+least `MIN_ANATOMY_IMAGES` images show anatomy and the covered brain is at least
+`MIN_BRAIN_ML`; otherwise the message says why, in the technologist's words.
 """
 
 from collections import Counter
