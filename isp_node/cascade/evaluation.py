@@ -9,7 +9,7 @@ import numpy as np
 from tqdm import tqdm
 
 from isp_node.cascade import datasets
-from isp_node.cascade.brain import brain_extent, image_brain_mm2
+from isp_node.cascade.brain import brain_extent, brain_summary, image_brain_mm2
 from isp_node.cascade.models import IQ_CLASSES
 from isp_node.cascade.orientation import FINE_SPACING_MM, plane_array
 from isp_node.cascade.verdict import image_classes, localizer_verdict
@@ -18,8 +18,6 @@ from isp_node.pipeline.loader import load_localizer
 from isp_node.pipeline.volume import Grid
 from isp_node.simulation.cases import ANATOMY_MIN_BRAIN_MM2, SimulatedCase, simulate_case
 from isp_node.simulation.tensors import GRID_SHAPE, GRID_SPACING_MM
-
-VOXEL_ML = GRID_SPACING_MM**3 / 1000.0
 
 
 def predict_in_batches(model, x: np.ndarray, batch: int) -> np.ndarray:
@@ -77,7 +75,7 @@ def evaluate_iq(iq_model, coverage_model, shards: list[Path]) -> dict:
             probabilities[images], image_brain_mm2(brain[case], grid, data["image_frames"][images]))
         classes = [IQ_CLASSES[c] for c in predicted[images]]
         verdict = localizer_verdict(classes, list(data["orientations"][images]),
-                                    float((brain[case] >= 0.5).sum() * VOXEL_ML))
+                                    brain_summary(brain[case], grid)["volume_ml"])
         flagged[case] = not verdict.usable
         if not usable[case] and verdict.usable:
             missed_kinds.append(str(data["kinds"][case]))
