@@ -124,10 +124,11 @@ EVAL_DATA = {"pydeface": {"first_seed": 1_000_000, "count": 300, "heads": ("pyde
 EVAL_DICOM = {"pydeface": (3_000_000, 60), "mni": (4_000_000, 40)}  # localizers written as DICOM
 
 
-def data_directory_name(name: str, heads: tuple[str, ...]) -> str:
+def data_directory_name(name: str, heads: tuple[str, ...], max_blur_mm: float = 0.0) -> str:
     """One directory per data set: `name`, followed by the heads unless they are MNI alone
-    (the directories made before there was a choice)."""
-    return name if heads == ("mni",) else f"{name}_{'-'.join(heads)}"
+    (the directories made before there was a choice) and by the blur where there is one."""
+    name = name if heads == ("mni",) else f"{name}_{'-'.join(heads)}"
+    return f"{name}_blur{max_blur_mm:g}" if max_blur_mm > 0 else name
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -152,7 +153,10 @@ def _train(args: argparse.Namespace) -> int:
     data = []
     for name, spec in specs.items():
         spec = {**spec, "heads": heads or spec["heads"]}
-        data.append(Path(args.data) / data_directory_name(name, spec["heads"]))
+        if args.max_blur and not spec.get("fine"):
+            spec["max_blur_mm"] = args.max_blur
+        data.append(Path(args.data) / data_directory_name(name, spec["heads"],
+                                                          spec.get("max_blur_mm", 0.0)))
         make_dataset(data[-1], DatasetSpec(**spec))
     work = Path(args.work) / args.task
     model, state = train(recipe, data, work)
@@ -320,6 +324,10 @@ def build_parser() -> argparse.ArgumentParser:
                              help=f"training anatomy, from {', '.join(HEADS)} (default: iq "
                              f"{' '.join(TRAIN_HEADS['iq'])}; the others mni; the data go "
                              "to a directory named after the heads)")
+            sub.add_argument("--max-blur", type=float, default=0.0, metavar="MM",
+                             help="blur the image of half of the simulated individuals by a "
+                             "Gaussian of sigma up to MM (default 0: none), so that a brain "
+                             "without visible folds is still brain; not for the fine stage")
         else:
             sub.add_argument("--planes", metavar="FILE", help="orientation: also write every "
                              "evaluated plane's errors, confidence and status here (JSON), to "

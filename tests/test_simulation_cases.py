@@ -9,7 +9,7 @@ import pytest
 from conftest import dcmtk, run_tool
 from isp_node.geometry import plane_catalogue
 from isp_node.pipeline.loader import load_localizer
-from isp_node.simulation.cases import ANATOMY_MIN_BRAIN_MM2, LABELS, simulate_case
+from isp_node.simulation.cases import ANATOMY_MIN_BRAIN_MM2, LABELS, anatomy_blur_mm, simulate_case
 from isp_node.simulation.tensors import GRID_SHAPE, training_sample
 
 pytestmark = pytest.mark.network
@@ -137,3 +137,23 @@ def test_brain_target_searched_in_a_box_equals_the_whole_grid():
         grid = Grid.centred(localizer_centre(case.slices), GRID_SHAPE, GRID_SPACING_MM)
         whole = case.subject.brain(grid.points(), stride=2).reshape(GRID_SHAPE)
         np.testing.assert_allclose(brain_target(case.subject, grid), whole, atol=1e-6)
+
+
+def test_blurred_individuals_keep_their_anatomy_and_labels():
+    """The blur augmentation (`max_blur_mm`) smooths the images of half of the individuals,
+    by a sigma drawn per individual in 0.5 mm steps up to the maximum; the anatomy, the
+    labels and the brain each image shows stay those of the sharp individual."""
+    blurs = np.array([anatomy_blur_mm(seed, 3.0) for seed in range(400)])
+    assert 0.4 < np.mean(blurs == 0) < 0.6 and blurs.max() == 3.0
+    np.testing.assert_array_equal(blurs * 2, np.round(blurs * 2))
+    assert anatomy_blur_mm(7, 0.0) == 0.0 and anatomy_blur_mm(7, 3.0) == anatomy_blur_mm(7, 3.0)
+    seed = next(s for s in range(400) if blurs[s] == 3.0)
+    sharp, blurred = (simulate_case(seed, resolution_mm=3.0, kind="usable", max_blur_mm=m)
+                      for m in (0.0, 3.0))
+    assert blurred.labels == sharp.labels and blurred.brain_mm2 == sharp.brain_mm2
+    np.testing.assert_array_equal(blurred.pose, sharp.pose)
+
+    def sharpness(case):
+        return np.mean([np.abs(np.diff(s.pixels, axis=1)).mean() for s in case.slices])
+
+    assert sharpness(blurred) < 0.9 * sharpness(sharp)

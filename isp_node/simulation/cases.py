@@ -33,7 +33,7 @@ FAMILIES = ("T1", "T2", "PD")
 ANATOMY_MIN_BRAIN_MM2 = 1000.0  # a slice showing less brain than this is irrelevant
 LESION_FRACTION = 0.2
 PROFILE_SAMPLES = 3  # sub-slices averaged across a slice (fewer changes the image)
-ANATOMY_STREAM, HEAD_STREAM, IMAGE_STREAM = 1, 2, 3  # independent random streams
+ANATOMY_STREAM, HEAD_STREAM, IMAGE_STREAM, BLUR_STREAM = 1, 2, 3, 4  # independent random streams
 COARSE_TEMPLATE_MM = 2.5  # render from a 2 mm template at this resolution or coarser
 MAX_SIGNAL = 1800.0  # scanner units of the brightest tissue, before noise
 
@@ -49,15 +49,34 @@ def load_head(name: str) -> anatomy.Head:
     raise ValueError(f"unknown head {name!r} (known: {', '.join(HEADS)})")
 
 
-@lru_cache(maxsize=2 * len(HEADS))
-def _template(name: str, coarse: bool) -> tuple[np.ndarray, np.ndarray]:
+@lru_cache(maxsize=64)  # each head at two resolutions and a few blurs
+def _template(name: str, coarse: bool, blur_mm: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """The head's volume and affine; `coarse` halves the resolution (smoothed first),
-    for rendering at 3 mm or coarser where 1 mm detail would only alias."""
+    for rendering at 3 mm or coarser where 1 mm detail would only alias; `blur_mm` the
+    sigma of a Gaussian blur of the image (not of the anatomy: `anatomy_blur_mm`)."""
     head = load_head(name)
+    volume = head.volume
+    if blur_mm > 0:
+        volume = ndimage.gaussian_filter(volume, blur_mm / np.linalg.norm(head.affine[:3, :3], axis=0))
     if not coarse:
-        return head.volume, head.affine
-    volume = ndimage.gaussian_filter(head.volume, 0.7)[::2, ::2, ::2].copy()
+        return volume, head.affine
+    volume = ndimage.gaussian_filter(volume, 0.7)[::2, ::2, ::2].copy()
     return volume, head.affine @ np.diag([2.0, 2.0, 2.0, 1.0])
+
+
+BLUR_FRACTION = 0.5  # of the individuals, where a data set asks for blurred heads
+BLUR_STEP_MM = 0.5  # blur sigmas are drawn in these steps (each one a template to keep)
+
+
+def anatomy_blur_mm(anatomy_seed: int, maximum_mm: float) -> float:
+    """The blur (Gaussian sigma, mm) of the individual `anatomy_seed`'s image: none for
+    half of them, else up to `maximum_mm`. A training augmentation: the pydeface head, a
+    mean of several heads, shows the brain's edge without folds, and the networks
+    trained on sharp heads called such slices empty."""
+    rng = np.random.default_rng([anatomy_seed, BLUR_STREAM])
+    if maximum_mm <= 0 or rng.uniform() >= BLUR_FRACTION:
+        return 0.0
+    return float(np.ceil(rng.uniform(0, maximum_mm) / BLUR_STEP_MM) * BLUR_STEP_MM)
 
 
 @lru_cache(maxsize=len(HEADS))
@@ -159,9 +178,9 @@ def individual(head_name: str, anatomy_seed: int) -> tuple[deformation.Deformati
 
 
 def _head_subject(rng: np.random.Generator, head_name: str, anatomy_seed: int, family: str,
-                  coarse: bool) -> tuple[Subject, dict | None]:
+                  coarse: bool, blur_mm: float = 0.0) -> tuple[Subject, dict | None]:
     head = load_head(head_name)
-    volume, affine = _template(head_name, coarse)
+    volume, affine = _template(head_name, coarse, blur_mm)
     maps = masks.template_maps(head)
     warp, lesion = individual(head_name, anatomy_seed)
     pose = random_pose(rng, maps.brain_centre)
@@ -221,10 +240,11 @@ def _capped(stack: StackSpec, resolution_mm: float | None) -> StackSpec:
 def simulate_case(seed: int, *, protocol: str | None = None, head: str | None = None,
                   kind: str | None = None, unusable_fraction: float = 0.2,
                   resolution_mm: float | None = None, heads: tuple[str, ...] = DEFAULT_HEADS,
-                  anatomy_seed: int | None = None) -> SimulatedCase:
-    """Simulate one localizer. `resolution_mm` renders no finer than that (fast path).
+                  anatomy_seed: int | None = None, max_blur_mm: float = 0.0) -> SimulatedCase:
+    """Simulate one localizer. `resolution_mm` renders no finer than that (fast path);
+    `max_blur_mm` blurs the image of some individuals (`anatomy_blur_mm`; training only).
 
-    The individual (head choice, deformation, lesion) comes from `anatomy_seed`
+    The individual (head choice, deformation, lesion, blur) comes from `anatomy_seed`
     (default: `seed`), everything else from `seed`: the same individual can be
     imaged in many poses, protocols and contrasts.
     """
@@ -241,7 +261,8 @@ def simulate_case(seed: int, *, protocol: str | None = None, head: str | None = 
         subject, lesion_info = _object_subject(rng, family), None
     else:
         coarse = resolution_mm is not None and resolution_mm >= COARSE_TEMPLATE_MM
-        subject, lesion_info = _head_subject(rng, head_name, anatomy_seed, family, coarse)
+        subject, lesion_info = _head_subject(rng, head_name, anatomy_seed, family, coarse,
+                                             anatomy_blur_mm(anatomy_seed, max_blur_mm))
     centre = rng.normal(0, [5, 10, 12])
     if kind == "miss":  # centred on the neck or shoulders, or far off to one side
         direction = rng.choice([[0, 0, -1], [0, 0.2, -1], [1, 0, 0], [-1, 0, 0], [0, 0, 1]])
