@@ -72,7 +72,7 @@ def test_fetch_verifies_extracts_and_caches(monkeypatch, tmp_path):
         calls.append(project)
         return fake_wheel(dest, item.member, b"payload")
 
-    monkeypatch.setattr(anatomy, "_download_wheel", download)
+    monkeypatch.setattr(anatomy, "download_wheel", download)
     path = anatomy.fetch((item,))[item]
     assert path.read_bytes() == b"payload" and path.is_relative_to(tmp_path / "cache")
     assert anatomy.fetch((item,))[item] == path
@@ -98,7 +98,7 @@ def test_fetch_reads_a_member_of_a_source_archive(monkeypatch, tmp_path):
 def test_fetch_refuses_a_file_with_the_wrong_digest(monkeypatch, tmp_path):
     monkeypatch.setenv("ISP_NODE_CACHE", str(tmp_path))
     item = PackageMember("demo", "1.0", "demo/data/a.bin", "0" * 64)
-    monkeypatch.setattr(anatomy, "_download_wheel", lambda p, v, dest: fake_wheel(dest, item.member, b"tampered"))
+    monkeypatch.setattr(anatomy, "download_wheel", lambda p, v, dest: fake_wheel(dest, item.member, b"tampered"))
     with pytest.raises(AnatomyUnavailable, match="sha256"):
         anatomy.fetch((item,))
     assert not anatomy.cached_path(item).exists()
@@ -107,7 +107,7 @@ def test_fetch_refuses_a_file_with_the_wrong_digest(monkeypatch, tmp_path):
 def test_fetch_reports_a_missing_member(monkeypatch, tmp_path):
     monkeypatch.setenv("ISP_NODE_CACHE", str(tmp_path))
     item = PackageMember("demo", "1.0", "demo/data/a.bin", "0" * 64)
-    monkeypatch.setattr(anatomy, "_download_wheel", lambda p, v, dest: fake_wheel(dest, "other", b""))
+    monkeypatch.setattr(anatomy, "download_wheel", lambda p, v, dest: fake_wheel(dest, "other", b""))
     with pytest.raises(AnatomyUnavailable, match="demo/data/a.bin"):
         anatomy.fetch((item,))
 
@@ -236,7 +236,6 @@ def test_pycortex_head_comes_from_the_source_archive_turned_to_mni_axes(pycortex
     head = pycortex_head
     assert anatomy.cached_path(anatomy.PYCORTEX_S1).is_file()
     np.testing.assert_allclose(head.affine[:3, :3], np.diag([-1.0, -1.0, 1.0]))  # as the MNI template's
-    assert head.brain is None  # derived by simulation.masks
     assert set(ANNOTATED_LANDMARKS) <= set(head.landmarks) and set(head.afids) == set(AFIDS_LABELS)
     index = np.linalg.inv(head.affine)
     white = np.percentile(head.volume, 99)
@@ -244,6 +243,22 @@ def test_pycortex_head_comes_from_the_source_archive_turned_to_mni_axes(pycortex
         i, j, k = np.rint(index[:3, :3] @ head.landmarks[key] + index[:3, 3]).astype(int)
         assert head.volume[i - 1:i + 2, j - 1:j + 2, k - 1:k + 2].max() > 0.5 * white, key
     assert plane_catalogue(head.landmarks)["MSP"].normal[0] > 0.95
+
+
+@pytest.mark.network
+@pytest.mark.parametrize("name, litres", [("mni_head", (1.9, 2.1)), ("pydeface_head", (1.2, 1.4)),
+                                          ("pycortex_head", (1.4, 1.7))])
+def test_shipped_robex_brain_lines_up_with_its_head(name, litres, request):
+    """The ROBEX masks shipped for the heads without their own segmentation lie on the head's
+    grid, hold the deep brain landmarks and not the face, neck or skull base."""
+    head = request.getfixturevalue(name)
+    assert head.brain.dtype == bool and head.brain.shape == head.volume.shape
+    assert litres[0] < head.brain.sum() / 1e6 < litres[1]
+    index = np.linalg.inv(head.affine)
+    for key in ("AFID:AC", "AFID:PC", "AFID:culmen", "AFID:genu of CC", "AFID:PMJ", "AFID:L LV at AC",
+                "L_LATERAL_CANTHUS", "L_GLOBE_POSTERIOR_POLE", "L_EAM", "R_EAM"):
+        i, j, k = np.rint(index[:3, :3] @ head.landmarks[key] + index[:3, 3]).astype(int)
+        assert head.brain[i, j, k] == key.startswith("AFID:"), key
 
 
 def test_resampling_to_1_mm_keeps_world_positions():

