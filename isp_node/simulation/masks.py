@@ -7,8 +7,7 @@ lifetime of the ``Head`` object (2-3 s per head, once):
 
 - intensities are taken relative to ``white``, the 95th percentile in a 20 mm
   ball 25 mm above the AC-PC midpoint (white matter of the centrum semiovale);
-- brain: the head's own segmentation (``Head.brain``: ROBEX's, or Colin27's skull-stripped
-  image), taken to 2 mm and hole-filled;
+- brain: the head's segmentation (``Head.brain``, ROBEX's), taken to 2 mm and hole-filled;
 - depth: Euclidean distance (mm) from outside the brain, lightly smoothed;
 - intracranial: the brain closed by a 10 mm ball, which fills the basal
   cisterns (suprasellar, interpeduncular) but not the sella, the internal
