@@ -17,7 +17,7 @@ from isp_node.cascade.orientation import ORIENTATION_SHAPE, plane_array
 SHARD_SIZE = 25
 # shards of another format are made again (9: images without brain are irrelevant; 10: each
 # image's frame in the patient, for the brain Coverage-Net finds in it; 11: ROBEX's brain for
-# the MNI, pydeface and S1 heads)
+# every head)
 FORMAT = 11
 
 

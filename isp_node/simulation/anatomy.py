@@ -89,8 +89,7 @@ PYDEFACE_LANDMARKS_FILE = "pydeface_landmarks.json"
 ROBEX_LANDMARKS_FILE = "robex_landmarks.json"
 COLIN_LANDMARKS_FILE = "colin_landmarks.json"
 PYCORTEX_LANDMARKS_FILE = "pycortex_landmarks.json"
-BRAIN_FILES = {"mni": "mni_brain.nii.gz", "pydeface": "pydeface_brain.nii.gz", "pycortex": "pycortex_brain.nii.gz",
-               "colin": "colin_brain.nii.gz"}
+BRAIN_FILES = {head: f"{head}_brain.nii.gz" for head in ("mni", "pydeface", "pycortex", "colin")}  # ROBEX's
 
 
 class AnatomyUnavailable(RuntimeError):
@@ -274,7 +273,8 @@ def load_mni_head() -> Head:
     afids = read_fcsv(paths[MNI_AFIDS].read_text())
     landmarks = {AFID_PREFIX + label: p for label, p in afids.items()}
     landmarks.update(read_landmark_file(MNI_LANDMARKS_FILE))
-    return Head("MNI152NLin2009cAsym", volume, affine, landmarks, brain=extended_to_neck(read_brain_file("mni"), volume))
+    return Head("MNI152NLin2009cAsym", volume, affine, landmarks,
+                brain=extended_to_neck(read_brain_file("mni"), volume))
 
 
 def with_neck(volume: np.ndarray, affine: np.ndarray, mm: float = NECK_MM) -> tuple[np.ndarray, np.ndarray]:
