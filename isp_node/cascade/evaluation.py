@@ -104,8 +104,11 @@ def evaluate_iq(iq_model, coverage_model, shards: list[Path]) -> dict:
 def evaluate_through_dicom(cascade, seeds: range, head: str, unusable_fraction: float = 0.5,
                            progress: bool = True) -> dict:
     """Per-image classes and the verdict on localizers written as DICOM at full resolution
-    and read back by the node's loader: what the node sees in service, not the fast path."""
+    and read back by the node's loader: what the node sees in service, not the fast path;
+    the per-image accuracy also by the usable localizers' protocol and contrast (a 3D scout
+    has ten times the images of three-plane slices, and weighs as much in the total)."""
     confusion = np.zeros((3, 3), int)
+    by_kind: dict[str, list[int]] = {}  # "protocol contrast" or the unusable kind -> right, all
     flagged = {True: [], False: []}
     missed: list[str] = []
     work = Path(tempfile.mkdtemp(prefix="isp-node-eval-"))
@@ -116,8 +119,12 @@ def evaluate_through_dicom(cascade, seeds: range, head: str, unusable_fraction: 
             truth = {image["sop_instance_uid"]: image["label"] for image in case.truth()["images"]}
             result = cascade.run(load_localizer(case.write(work / str(seed))).slices)
             shutil.rmtree(work / str(seed))
+            tally = by_kind.setdefault(f"{case.protocol.name} {case.family}" if case.usable
+                                       else f"unusable: {case.kind}", [0, 0])
             for image in result["images"]:
                 confusion[IQ_CLASSES.index(truth[image["uid"]]), IQ_CLASSES.index(image["class"])] += 1
+                tally[0] += truth[image["uid"]] == image["class"]
+                tally[1] += 1
             flagged[case.usable].append(not result["usable"])
             if not case.usable and result["usable"]:
                 missed.append(case.kind)
@@ -127,6 +134,8 @@ def evaluate_through_dicom(cascade, seeds: range, head: str, unusable_fraction: 
     return {"localizers": len(seeds), "images": images,
             "accuracy": float(np.trace(confusion) / max(images, 1)),
             "confusion_rows_truth_cols_predicted": confusion.tolist(),
+            "accuracy_by_kind": {kind: {"images": n, "accuracy": round(right / max(n, 1), 4)}
+                                 for kind, (right, n) in sorted(by_kind.items())},
             "unusable_flagged": float(np.mean(flagged[False])) if flagged[False] else 1.0,
             "unusable_missed_kinds": missed,
             "usable_flagged": float(np.mean(flagged[True])) if flagged[True] else 0.0}
