@@ -1,6 +1,9 @@
-"""`isp-node evaluate iq`'s pass through DICOM, with the networks shipped in models/."""
+"""`isp-node evaluate`: the pass through DICOM (with the networks shipped in models/) and
+Coverage-Net's metrics on known maps."""
 
-from isp_node.cascade.evaluation import evaluate_through_dicom
+import numpy as np
+
+from isp_node.cascade.evaluation import coverage_metrics, evaluate_through_dicom
 from isp_node.cascade.planner import Cascade
 
 
@@ -16,3 +19,36 @@ def test_through_dicom_counts_every_image_once_by_kind():
     usable = [kind for kind in by_kind if not kind.startswith("unusable: ")]
     assert usable and all(len(kind.split()) == 2 for kind in usable)  # "protocol contrast"
     assert sum(map(sum, result["confusion_rows_truth_cols_predicted"])) == result["images"]
+
+
+def _box(shape: tuple[int, int, int], low: tuple[int, int, int], high: tuple[int, int, int]):
+    volume = np.zeros(shape, np.float32)
+    volume[tuple(slice(a, b) for a, b in zip(low, high))] = 1.0
+    return volume
+
+
+def test_coverage_metrics_extent_errors_against_known_boxes():
+    """A map one voxel (4 mm) too low at the bottom is 4 mm off in z, low end -4 mm LPS;
+    an exact one is 0; a map without brain counts as infinitely off and not in the ends."""
+    truth = _box((16, 16, 16), (4, 4, 4), (12, 12, 12))
+    lower = _box((16, 16, 16), (4, 4, 3), (12, 12, 12))
+    result = coverage_metrics(np.stack([truth, lower, np.zeros_like(truth)]),
+                              np.stack([truth, truth, truth]), np.array([True, True, False]))
+    assert result["cases"] == 3 and result["usable_cases"] == 2
+    assert result["dice_min"] == 0.0 and abs(result["dice_median"] - 2 * 512 / (512 + 576)) < 1e-6
+    assert np.allclose(result["extent_error_mm_median_usable"], [0.0, 0.0, 2.0])
+    assert np.allclose(result["extent_error_mm_median"], [0.0, 0.0, 4.0])
+    assert np.allclose(result["end_error_mm_median_usable"]["low"], [0.0, 0.0, -2.0])
+    assert np.allclose(result["end_error_mm_median_usable"]["high"], [0.0, 0.0, 0.0])
+    assert result["extent_within_3mm"] == 1 / 3
+    assert result["size_slope_usable"] == [None, None, None]  # one true size: no slope
+
+
+def test_coverage_metrics_size_slope():
+    """Maps that draw every brain 8 voxels tall in z whatever its true height have slope 0
+    there; exact ones in x and y slope 1."""
+    shape = (16, 16, 24)
+    truth = np.stack([_box(shape, (4, 4, 4), (8 + h, 8 + h, 8 + 2 * h)) for h in range(4)])
+    drawn = np.stack([_box(shape, (4, 4, 4), (8 + h, 8 + h, 12)) for h in range(4)])
+    slopes = coverage_metrics(drawn, truth, np.ones(4, bool))["size_slope_usable"]
+    assert np.allclose(slopes, [1.0, 1.0, 0.0], atol=1e-9)

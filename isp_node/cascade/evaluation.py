@@ -33,26 +33,49 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def evaluate_coverage(model, shards: list[Path]) -> dict:
-    """Dice and brain-extent error (per axis, the larger of the two ends, mm, sub-voxel)
-    on cases with a head in view."""
+    """Coverage-Net's `coverage_metrics` on the cases of `shards` with a head in view."""
     data = datasets.load_shards(shards, ("volumes", "brains", "usable"))
     keep = data["brains"].reshape(len(data["brains"]), -1).max(axis=1) > 127
-    volumes, truth = data["volumes"][keep], data["brains"][keep].astype(np.float32) / 255
-    predicted = predict_in_batches(model, volumes, 2)[..., 0]
-    dices, errors = [], []
+    truth = data["brains"][keep].astype(np.float32) / 255
+    predicted = predict_in_batches(model, data["volumes"][keep], 2)[..., 0]
+    return coverage_metrics(predicted, truth, data["usable"][keep])
+
+
+def coverage_metrics(predicted: np.ndarray, truth: np.ndarray, usable: np.ndarray) -> dict:
+    """Dice and brain-extent error of brain maps (n, x, y, z) on the LPS-aligned grid against
+    the truth: per axis the larger of the two ends' errors (mm, sub-voxel), over all cases
+    and over the usable localizers alone (the only ones the planner sizes planes from; a
+    localizer that misses part of the brain cannot show where it ends), and where the ends
+    lie on the usable ones (median signed error, predicted minus true, LPS mm); and, on the
+    usable ones, the slope of the predicted brain size on the true one per axis (1 where the
+    network follows each individual, under 1 where it draws brains towards its training
+    heads' size)."""
+    usable = np.asarray(usable, dtype=bool)
+    dices, ends, sizes = [], [], []
     for p, t in zip(predicted, truth):
         dices.append(dice(p > 0.5, t > 0.5))
         ep, et = brain_extent(p), brain_extent(t)
-        if ep is None:
-            errors.append(np.full(3, np.inf))
-        else:
-            errors.append(GRID_SPACING_MM * np.maximum(np.abs(ep[0] - et[0]), np.abs(ep[1] - et[1])))
-    dices, errors = np.array(dices), np.array(errors)
+        ends.append(np.full(6, np.inf) if ep is None else
+                    GRID_SPACING_MM * np.concatenate([ep[0] - et[0], ep[1] - et[1]]))
+        sizes.append(np.full((2, 3), np.nan) if ep is None else
+                     GRID_SPACING_MM * np.stack([ep[1] - ep[0], et[1] - et[0]]))
+    dices, ends, sizes = np.array(dices), np.array(ends).reshape(-1, 6), np.array(sizes)
+    errors = np.maximum(np.abs(ends[:, :3]), np.abs(ends[:, 3:]))
+    found = usable & np.isfinite(ends).all(axis=1)
+    signed = np.median(ends[found], axis=0) if found.any() else np.full(6, np.nan)
+    slopes = [float(np.polyfit(sizes[found, 1, axis], sizes[found, 0, axis], 1)[0])
+              if found.sum() > 2 and np.ptp(sizes[found, 1, axis]) > 0 else None
+              for axis in range(3)]
     return {"cases": int(len(dices)), "dice_median": float(np.median(dices)),
             "dice_p5": float(np.percentile(dices, 5)), "dice_min": float(dices.min()),
             "extent_error_mm_median": np.median(errors, axis=0).tolist(),
             "extent_error_mm_p95": np.percentile(errors, 95, axis=0).tolist(),
-            "extent_within_3mm": float(np.mean(np.all(errors <= 3.0, axis=1)))}
+            "extent_within_3mm": float(np.mean(np.all(errors <= 3.0, axis=1))),
+            "usable_cases": int(usable.sum()),
+            "extent_error_mm_median_usable": (np.median(errors[usable], axis=0).tolist()
+                                              if usable.any() else None),
+            "end_error_mm_median_usable": {"low": signed[:3].tolist(), "high": signed[3:].tolist()},
+            "size_slope_usable": slopes}
 
 
 def evaluate_iq(iq_model, coverage_model, shards: list[Path]) -> dict:
