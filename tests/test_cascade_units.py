@@ -62,13 +62,22 @@ def test_image_brain_area_from_the_map_on_the_image_plane():
     assert not image_brain_mm2(np.zeros_like(cube), grid, frames).any()
 
 
-def test_images_without_brain_are_irrelevant():
+def test_image_classes_follow_the_map_where_it_is_clear():
+    """Under 600 mm2 of mapped brain an image is irrelevant; over 1500 mm2 it shows brain
+    (anatomy or artifact, as the network prefers) if the network sees anatomy anywhere in
+    the localizer; in between the network decides."""
     from isp_node.cascade.models import IQ_CLASSES
     from isp_node.cascade.verdict import image_classes
 
-    probabilities = np.array([[0.9, 0.1, 0.0], [0.1, 0.8, 0.1], [0.2, 0.7, 0.1], [0.1, 0.1, 0.8]])
-    classes = image_classes(probabilities, np.array([900.0, 16.0, 0.0, 5000.0]))
-    assert [IQ_CLASSES[c] for c in classes] == ["anatomy", "artifact", "irrelevant", "irrelevant"]
+    probabilities = np.array([[0.9, 0.1, 0.0], [0.1, 0.8, 0.1], [0.2, 0.7, 0.1], [0.05, 0.15, 0.8],
+                              [0.25, 0.15, 0.6], [0.02, 0.03, 0.95], [0.6, 0.1, 0.3]])
+    areas = np.array([900.0, 500.0, 0.0, 5000.0, 1200.0, 1600.0, 700.0])
+    classes = [IQ_CLASSES[c] for c in image_classes(probabilities, areas)]
+    assert classes == ["anatomy", "irrelevant", "irrelevant", "artifact", "irrelevant",
+                       "artifact", "anatomy"]
+    # no image the network calls anatomy (a noise-only localizer the map draws a brain in)
+    classes = [IQ_CLASSES[c] for c in image_classes(probabilities[1:6], areas[1:6])]
+    assert classes == ["irrelevant", "irrelevant", "irrelevant", "irrelevant", "irrelevant"]
 
 
 def test_brain_extent_is_sub_voxel():
