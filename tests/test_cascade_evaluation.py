@@ -2,6 +2,7 @@
 Coverage-Net's metrics on known maps."""
 
 import numpy as np
+import pytest
 
 from isp_node.cascade.evaluation import coverage_metrics, evaluate_through_dicom
 from isp_node.cascade.planner import Cascade
@@ -52,3 +53,20 @@ def test_coverage_metrics_size_slope():
     drawn = np.stack([_box(shape, (4, 4, 4), (8 + h, 8 + h, 12)) for h in range(4)])
     slopes = coverage_metrics(drawn, truth, np.ones(4, bool))["size_slope_usable"]
     assert np.allclose(slopes, [1.0, 1.0, 0.0], atol=1e-9)
+
+
+def test_drawn_without_brain_measures_the_maps_of_empty_localizers():
+    """Two maps of localizers showing no brain: one empty, one drawing a 10-voxel cube
+    (1000 voxels of 64 mm3 = 64 ml) and a 20-voxel cube (512 ml) apart."""
+    from isp_node.cascade.evaluation import drawn_without_brain
+
+    maps = np.zeros((3, 32, 32, 32), np.float32)
+    maps[1, :10, :10, :10] = 0.9
+    maps[2, 5:25, 5:25, 5:25] = 0.6
+    maps[2, 0, 0, 0] = 0.49
+    result = drawn_without_brain(maps)
+    assert result["no_brain_cases"] == 3
+    assert result["no_brain_drawn_ml_median"] == pytest.approx(64.0)
+    assert result["no_brain_drawn_ml_max"] == pytest.approx(512.0)
+    assert result["no_brain_drawn_over_min_ml"] == pytest.approx(1 / 3)
+    assert drawn_without_brain(maps[:0])["no_brain_drawn_ml_median"] is None

@@ -17,8 +17,8 @@ from isp_node.cascade.orientation import ORIENTATION_SHAPE, plane_array
 SHARD_SIZE = 25
 # shards of another format are made again (9: images without brain are irrelevant; 10: each
 # image's frame in the patient, for the brain Coverage-Net finds in it; 11: ROBEX's brain for
-# every head)
-FORMAT = 11
+# every head; 12: no brain to draw where no image shows one, as in a noise-only localizer)
+FORMAT = 12
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from isp_node.cascade import datasets
 from isp_node.cascade.brain import brain_extent, brain_summary, image_brain_mm2
 from isp_node.cascade.models import IQ_CLASSES
 from isp_node.cascade.orientation import FINE_SPACING_MM, plane_array
-from isp_node.cascade.verdict import image_classes, localizer_verdict
+from isp_node.cascade.verdict import MIN_BRAIN_ML, image_classes, localizer_verdict
 from isp_node.geometry import PLANE_KEYS
 from isp_node.pipeline.loader import load_localizer
 from isp_node.pipeline.volume import Grid
@@ -33,12 +33,28 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def evaluate_coverage(model, shards: list[Path]) -> dict:
-    """Coverage-Net's `coverage_metrics` on the cases of `shards` with a head in view."""
+    """Coverage-Net's `coverage_metrics` on the cases of `shards` whose images show brain, and
+    `drawn_without_brain` on the others (noise-only, off-head and non-head localizers)."""
     data = datasets.load_shards(shards, ("volumes", "brains", "usable"))
     keep = data["brains"].reshape(len(data["brains"]), -1).max(axis=1) > 127
     truth = data["brains"][keep].astype(np.float32) / 255
     predicted = predict_in_batches(model, data["volumes"][keep], 2)[..., 0]
-    return coverage_metrics(predicted, truth, data["usable"][keep])
+    results = coverage_metrics(predicted, truth, data["usable"][keep])
+    results.update(drawn_without_brain(predict_in_batches(model, data["volumes"][~keep], 2)[..., 0]))
+    return results
+
+
+def drawn_without_brain(predicted: np.ndarray) -> dict:
+    """How much brain maps (n, x, y, z) draw for localizers that show none (ml): a map
+    should be empty there, and one over the verdict's `MIN_BRAIN_ML` reads as a brain
+    covered."""
+    ml = np.array([(p >= 0.5).sum() * GRID_SPACING_MM**3 / 1000 for p in predicted])
+    if not len(ml):
+        return {"no_brain_cases": 0, "no_brain_drawn_ml_median": None,
+                "no_brain_drawn_ml_max": None, "no_brain_drawn_over_min_ml": None}
+    return {"no_brain_cases": int(len(ml)), "no_brain_drawn_ml_median": float(np.median(ml)),
+            "no_brain_drawn_ml_max": float(ml.max()),
+            "no_brain_drawn_over_min_ml": float(np.mean(ml >= MIN_BRAIN_ML))}
 
 
 def coverage_metrics(predicted: np.ndarray, truth: np.ndarray, usable: np.ndarray) -> dict:

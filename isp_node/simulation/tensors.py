@@ -66,7 +66,9 @@ def training_sample(seed: int, grid_shape: tuple[int, int, int] = GRID_SHAPE,
                          **case_options)
     grid = Grid.centred(localizer_centre(case.slices), grid_shape, spacing_mm)
     volume = resample(case.slices, grid)
-    brain = brain_target(case.subject, grid)
+    # the brain the images show: none in a noise-only localizer, whatever head lay in the coil
+    brain = brain_target(case.subject, grid) if max(case.brain_mm2, default=0.0) > 0 else \
+        np.zeros(grid.shape, np.float32)
     orientation = None
     summary = brain_summary(brain, grid)
     if summary["volume_ml"] >= ORIENTATION_MIN_BRAIN_ML:
