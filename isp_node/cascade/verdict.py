@@ -41,8 +41,9 @@ def image_classes(probabilities: np.ndarray, brain_mm2: np.ndarray) -> np.ndarra
     (`brain.image_brain_mm2`), and anatomy or artifact (whichever the network prefers) where it
     shows over `CLEAR_BRAIN_MM2`, if the network sees anatomy in any image of the localizer. At
     64 x 64 the network takes some empty slices of a ghosted localizer for artifact, slices
-    through the face for brain and slices at the brain's edge for none; the map draws a brain
-    even in a noise-only or off-head localizer, which the network alone tells apart."""
+    through the face for brain and slices at the brain's edge for none; a map can draw a brain
+    in a noise-only or off-head localizer (Coverage-Net did up to its eleventh version), which
+    the network alone then tells apart."""
     probabilities, brain_mm2 = np.asarray(probabilities), np.asarray(brain_mm2)
     classes = np.where(brain_mm2 < NO_BRAIN_MM2, IRRELEVANT, probabilities.argmax(axis=1))
     if not (classes == ANATOMY).any():
