@@ -56,8 +56,9 @@ def test_coverage_metrics_size_slope():
 
 
 def test_drawn_without_brain_measures_the_maps_of_empty_localizers():
-    """Two maps of localizers showing no brain: one empty, one drawing a 10-voxel cube
-    (1000 voxels of 64 mm3 = 64 ml) and a 20-voxel cube (512 ml) apart."""
+    """Three maps of localizers showing no brain: one empty, one drawing a 10-voxel cube
+    (1000 voxels of 64 mm3 = 64 ml), one a 20-voxel cube (512 ml) with a voxel just under
+    the threshold apart."""
     from isp_node.cascade.evaluation import drawn_without_brain
 
     maps = np.zeros((3, 32, 32, 32), np.float32)

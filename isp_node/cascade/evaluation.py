@@ -9,7 +9,7 @@ import numpy as np
 from tqdm import tqdm
 
 from isp_node.cascade import datasets
-from isp_node.cascade.brain import THRESHOLD, brain_extent, brain_summary, image_brain_mm2
+from isp_node.cascade.brain import brain_extent, brain_summary, image_brain_mm2
 from isp_node.cascade.models import IQ_CLASSES
 from isp_node.cascade.orientation import FINE_SPACING_MM, plane_array
 from isp_node.cascade.verdict import MIN_BRAIN_ML, image_classes, localizer_verdict
@@ -48,7 +48,8 @@ def drawn_without_brain(predicted: np.ndarray) -> dict:
     """How much brain maps (n, x, y, z) draw for localizers that show none (ml): a map
     should be empty there, and one over the verdict's `MIN_BRAIN_ML` reads as a brain
     covered."""
-    ml = np.array([(p >= THRESHOLD).sum() * GRID_SPACING_MM**3 / 1000 for p in predicted])
+    grid = Grid(tuple(np.shape(predicted)[1:]), GRID_SPACING_MM, np.zeros(3))
+    ml = np.array([brain_summary(p, grid)["volume_ml"] for p in predicted])
     if not len(ml):
         return {"no_brain_cases": 0, "no_brain_drawn_ml_median": None,
                 "no_brain_drawn_ml_max": None, "no_brain_drawn_over_min_ml": None}
