@@ -143,6 +143,8 @@ def _train(args: argparse.Namespace) -> int:
         recipe = replace(recipe, steps=args.steps)
     if args.seed is not None:
         recipe = replace(recipe, seed=args.seed)
+    if args.learning_rate:
+        recipe = replace(recipe, learning_rate=args.learning_rate)
     if args.start_from:
         recipe = replace(recipe, start_from=str(args.start_from))
     specs = {"train_fine_head_frame": FINE_TRAIN_DATA} if args.task == "fine" else \
@@ -320,6 +322,9 @@ def build_parser() -> argparse.ArgumentParser:
             sub.add_argument("--start-from", metavar="FILE", help="start from these weights of "
                              "the same network (.keras) instead of random ones, e.g. to train "
                              "a development checkpoint further")
+            sub.add_argument("--learning-rate", type=float, metavar="RATE", help="Adam's "
+                             "starting rate (default: the recipe's), e.g. a lower one to "
+                             "train further from --start-from without undoing what it learnt")
             sub.add_argument("--heads", nargs="+", choices=HEADS, metavar="HEAD",
                              help=f"training anatomy, from {', '.join(HEADS)} (default: iq "
                              f"{' '.join(TRAIN_HEADS['iq'])}; the others mni; the data go "

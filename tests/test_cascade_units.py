@@ -75,6 +75,10 @@ def test_image_classes_follow_the_map_where_it_is_clear():
     classes = [IQ_CLASSES[c] for c in image_classes(probabilities, areas)]
     assert classes == ["anatomy", "irrelevant", "irrelevant", "artifact", "irrelevant",
                        "artifact", "anatomy"]
+    # other areas, as docs/image_class_thresholds.py tries them
+    classes = [IQ_CLASSES[c] for c in image_classes(probabilities, areas, 400.0, 1100.0)]
+    assert classes == ["anatomy", "artifact", "irrelevant", "artifact", "anatomy",
+                       "artifact", "anatomy"]
     # no image the network calls anatomy (a noise-only localizer the map draws a brain in)
     classes = [IQ_CLASSES[c] for c in image_classes(probabilities[1:6], areas[1:6])]
     assert classes == ["irrelevant", "irrelevant", "irrelevant", "irrelevant", "irrelevant"]
