@@ -41,11 +41,11 @@ def image_classes(probabilities: np.ndarray, brain_mm2: np.ndarray,
     """The classes (indices into `IQ_CLASSES`) of one localizer's images: LocalizerIQ-Net's,
     but irrelevant where Coverage-Net's map shows under `no_brain_mm2` of brain in the image
     (`brain.image_brain_mm2`), and anatomy or artifact (whichever the network prefers) where it
-    shows over `clear_brain_mm2` (the node's: the module's constants), if the network sees anatomy in any image of the localizer. At
-    64 x 64 the network takes some empty slices of a ghosted localizer for artifact, slices
-    through the face for brain and slices at the brain's edge for none; a map can draw a brain
-    in a noise-only or off-head localizer (Coverage-Net did up to its eleventh version), which
-    the network alone then tells apart."""
+    shows over `clear_brain_mm2`, if the network sees anatomy in any image of the localizer
+    (the node uses the module's constants). At 64 x 64 the network takes some empty slices of
+    a ghosted localizer for artifact, slices through the face for brain and slices at the
+    brain's edge for none; a map can draw a brain in a noise-only or off-head localizer
+    (Coverage-Net did up to its eleventh version), which the network alone then tells apart."""
     probabilities, brain_mm2 = np.asarray(probabilities), np.asarray(brain_mm2)
     classes = np.where(brain_mm2 < no_brain_mm2, IRRELEVANT, probabilities.argmax(axis=1))
     if not (classes == ANATOMY).any():
