@@ -131,6 +131,26 @@ def data_directory_name(name: str, heads: tuple[str, ...], max_blur_mm: float = 
     return f"{name}_blur{max_blur_mm:g}" if max_blur_mm > 0 else name
 
 
+def training_data(args: argparse.Namespace) -> dict[str, dict]:
+    """The simulated data sets `isp-node train` learns from, by directory name, as
+    `DatasetSpec` arguments chosen by the task and the --heads, --localizers and --max-blur
+    options."""
+    specs = {"train_fine_head_frame": FINE_TRAIN_DATA} if args.task == "fine" else \
+        {"train": TRAIN_DATA}
+    if args.task == "iq":
+        specs["train_full_resolution"] = TRAIN_DATA_FULL_RESOLUTION
+    heads = tuple(args.heads) if args.heads else TRAIN_HEADS.get(args.task)
+    data = {}
+    for name, spec in specs.items():
+        spec = {**spec, "heads": heads or spec["heads"]}
+        if args.localizers and name != "train_full_resolution":
+            spec["count"] = args.localizers
+        if args.max_blur and not spec.get("fine"):
+            spec["max_blur_mm"] = args.max_blur
+        data[data_directory_name(name, spec["heads"], spec.get("max_blur_mm", 0.0))] = spec
+    return data
+
+
 def _train(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
@@ -147,18 +167,9 @@ def _train(args: argparse.Namespace) -> int:
         recipe = replace(recipe, learning_rate=args.learning_rate)
     if args.start_from:
         recipe = replace(recipe, start_from=str(args.start_from))
-    specs = {"train_fine_head_frame": FINE_TRAIN_DATA} if args.task == "fine" else \
-        {"train": TRAIN_DATA}
-    if args.task == "iq":
-        specs["train_full_resolution"] = TRAIN_DATA_FULL_RESOLUTION
-    heads = tuple(args.heads) if args.heads else TRAIN_HEADS.get(args.task)
     data = []
-    for name, spec in specs.items():
-        spec = {**spec, "heads": heads or spec["heads"]}
-        if args.max_blur and not spec.get("fine"):
-            spec["max_blur_mm"] = args.max_blur
-        data.append(Path(args.data) / data_directory_name(name, spec["heads"],
-                                                          spec.get("max_blur_mm", 0.0)))
+    for directory, spec in training_data(args).items():
+        data.append(Path(args.data) / directory)
         make_dataset(data[-1], DatasetSpec(**spec))
     work = Path(args.work) / args.task
     model, state = train(recipe, data, work)
@@ -329,6 +340,10 @@ def build_parser() -> argparse.ArgumentParser:
                              help=f"training anatomy, from {', '.join(HEADS)} (default: iq "
                              f"{' '.join(TRAIN_HEADS['iq'])}; the others mni; the data go "
                              "to a directory named after the heads)")
+            sub.add_argument("--localizers", type=int, metavar="N", help="simulated training "
+                             f"localizers (default {TRAIN_DATA['count']}); more adds new "
+                             "individuals and poses to the same data directory; training "
+                             "uses every localizer the directory holds")
             sub.add_argument("--max-blur", type=float, default=0.0, metavar="MM",
                              help="blur the image of half of the simulated individuals by a "
                              "Gaussian of sigma up to MM (default 0: none), so that a brain "

@@ -281,3 +281,25 @@ def test_training_data_of_other_heads_go_to_their_own_directory():
     assert args.heads == ["mni", "robex"]
     with pytest.raises(SystemExit):
         cli.build_parser().parse_args(["train", "iq", "--heads", "colin27"])
+
+
+def test_more_training_localizers_extend_the_same_data_set():
+    """`--localizers` grows the main training set in its own directory (the shards already
+    made are reused, new seeds follow them); LocalizerIQ-Net's full-resolution set keeps
+    its size."""
+    from isp_node import cli
+
+    def data(*argv):
+        return cli.training_data(cli.build_parser().parse_args(["train", *argv]))
+
+    default = data("coverage", "--heads", "mni", "robex")
+    more = data("coverage", "--heads", "mni", "robex", "--localizers", "4000")
+    assert list(default) == list(more) == ["train_mni-robex"]
+    assert default["train_mni-robex"]["count"] == cli.TRAIN_DATA["count"] == 2000
+    assert more["train_mni-robex"]["count"] == 4000
+    assert more["train_mni-robex"]["first_seed"] == default["train_mni-robex"]["first_seed"]
+    iq = data("iq", "--localizers", "3000")
+    assert iq["train_mni-robex-pycortex"]["count"] == 3000
+    assert iq["train_full_resolution_mni-robex-pycortex"]["count"] == \
+        cli.TRAIN_DATA_FULL_RESOLUTION["count"]
+    assert data("fine", "--localizers", "100")["train_fine_head_frame"]["count"] == 100
