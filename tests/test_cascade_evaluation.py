@@ -30,17 +30,23 @@ def _box(shape: tuple[int, int, int], low: tuple[int, int, int], high: tuple[int
 
 def test_coverage_metrics_extent_errors_against_known_boxes():
     """A map one voxel (4 mm) too low at the bottom is 4 mm off in z, low end -4 mm LPS;
-    an exact one is 0; a map without brain counts as infinitely off and not in the ends."""
+    an exact one is 0; a map without brain counts as infinitely off and not in the ends.
+    The map's extent is read at `MAP_EXTENT_THRESHOLD`, the truth's at 0.5: a map of 0s and
+    1s so reaches `reach` further at each end than the same box of truth."""
+    from isp_node.cascade.brain import MAP_EXTENT_THRESHOLD
+
+    reach = 4.0 * (0.5 - MAP_EXTENT_THRESHOLD)
     truth = _box((16, 16, 16), (4, 4, 4), (12, 12, 12))
     lower = _box((16, 16, 16), (4, 4, 3), (12, 12, 12))
     result = coverage_metrics(np.stack([truth, lower, np.zeros_like(truth)]),
                               np.stack([truth, truth, truth]), np.array([True, True, False]))
     assert result["cases"] == 3 and result["usable_cases"] == 2
     assert result["dice_min"] == 0.0 and abs(result["dice_median"] - 2 * 512 / (512 + 576)) < 1e-6
-    assert np.allclose(result["extent_error_mm_median_usable"], [0.0, 0.0, 2.0])
-    assert np.allclose(result["extent_error_mm_median"], [0.0, 0.0, 4.0])
-    assert np.allclose(result["end_error_mm_median_usable"]["low"], [0.0, 0.0, -2.0])
-    assert np.allclose(result["end_error_mm_median_usable"]["high"], [0.0, 0.0, 0.0])
+    assert np.allclose(result["extent_error_mm_median_usable"], [reach, reach, 2.0 + reach])
+    assert np.allclose(result["extent_error_mm_median"], [reach, reach, 4.0 + reach])
+    assert np.allclose(result["end_error_mm_median_usable"]["low"],
+                       [-reach, -reach, -2.0 - reach])
+    assert np.allclose(result["end_error_mm_median_usable"]["high"], [reach, reach, reach])
     assert result["extent_within_3mm"] == 1 / 3
     assert result["size_slope_usable"] == [None, None, None]  # one true size: no slope
 

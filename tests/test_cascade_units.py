@@ -86,8 +86,9 @@ def test_image_classes_follow_the_map_where_it_is_clear():
 
 def test_brain_extent_is_sub_voxel():
     """A ball whose probability falls linearly through 0.5 at radius 37.3 mm (not on a
-    voxel boundary) is measured to within a hundredth of a millimetre."""
-    from isp_node.cascade.brain import brain_extent, brain_summary
+    voxel boundary) is measured to within a hundredth of a millimetre, and a map read at
+    Coverage-Net's lower extent threshold reaches as far further as the slope says."""
+    from isp_node.cascade.brain import MAP_EXTENT_THRESHOLD, brain_extent, brain_summary
 
     grid = Grid.centred(np.array([10.0, -20.0, 5.0]), (32, 32, 32), 4.0)
     centre = grid.origin + 4.0 * np.array([15, 16, 14])
@@ -96,6 +97,13 @@ def test_brain_extent_is_sub_voxel():
     summary = brain_summary(probability, grid)
     np.testing.assert_allclose(summary["low_lps"], centre - 37.3, atol=0.01)
     np.testing.assert_allclose(summary["high_lps"], centre + 37.3, atol=0.01)
+    # Coverage-Net's extent is read lower down the same slope, 8 mm per unit of probability
+    reach = 37.3 + 8.0 * (0.5 - MAP_EXTENT_THRESHOLD)
+    mapped = brain_summary(probability, grid, MAP_EXTENT_THRESHOLD)
+    np.testing.assert_allclose(mapped["low_lps"], centre - reach, atol=0.01)
+    np.testing.assert_allclose(mapped["high_lps"], centre + reach, atol=0.01)
+    assert mapped["volume_ml"] == summary["volume_ml"] and mapped["centre_lps"] == summary["centre_lps"]
+    assert brain_extent(np.full((4, 4, 4), 0.4), MAP_EXTENT_THRESHOLD) is None  # no 0.5: no brain
     assert brain_extent(np.zeros((4, 4, 4))) is None
     edge = np.zeros((4, 4, 4))
     edge[0, 1, 1] = 1.0  # a brain running off the grid ends at the grid's edge

@@ -9,7 +9,8 @@ import pytest
 from conftest import dcmtk, run_tool
 from isp_node.geometry import plane_catalogue
 from isp_node.pipeline.loader import load_localizer
-from isp_node.simulation.cases import ANATOMY_MIN_BRAIN_MM2, LABELS, anatomy_blur_mm, simulate_case
+from isp_node.simulation.cases import (
+    ANATOMY_MIN_BRAIN_MM2, LABELS, anatomy_blur_mm, head_of, simulate_case)
 from isp_node.simulation.tensors import GRID_SHAPE, training_sample
 
 pytestmark = pytest.mark.network
@@ -29,6 +30,16 @@ def test_same_seed_same_case_other_seed_other_case():
         np.testing.assert_array_equal(a.planes[key].normal, b.planes[key].normal)
     c = simulate_case(6, resolution_mm=3.0)
     assert c.protocol != a.protocol or not np.array_equal(c.slices[0].pixels, a.slices[0].pixels)
+
+
+def test_head_of_names_the_head_a_case_is_made_from():
+    """`head_of` tells which head an individual comes from without simulating it (the
+    tuning scripts group localizers by head), as `simulate_case` picks it."""
+    heads = ("mni", "pydeface")
+    picked = [head_of(seed, heads) for seed in range(10)]
+    assert set(picked) == set(heads)  # both occur in ten seeds
+    for seed in (picked.index("mni"), picked.index("pydeface")):
+        assert simulate_case(seed, kind="usable", heads=heads, resolution_mm=3.0).head == picked[seed]
 
 
 @pytest.mark.parametrize("protocol", ["three_plane", "separate_stacks", "scout_3d"])

@@ -2,8 +2,10 @@
 
 The extent is read off the probability map with sub-voxel precision: along each
 grid axis the brain's profile (the highest probability in each plane of voxels
-across that axis) crosses 0.5 between two voxel centres, and the crossing is
-interpolated linearly. A thresholded mask would round it to whole 4 mm voxels.
+across that axis) crosses a threshold between two voxel centres, and the crossing is
+interpolated linearly. A thresholded mask would round it to whole 4 mm voxels. The
+map's extent is read at `MAP_EXTENT_THRESHOLD`, below the 0.5 of its mask (volume,
+centre, images' brain) and of the truth's occupancy.
 Each localizer image's share of the brain is the mask sampled on the image's plane.
 """
 
@@ -15,35 +17,44 @@ from scipy import ndimage
 from isp_node.pipeline.volume import Grid
 
 THRESHOLD = 0.5
+# Coverage-Net's map fades below 0.5 inside the brain's thin ends (the cerebellum's lower
+# edge, the vertex): at 0.5 its brains came out 1-3 mm short at both ends on its training
+# heads; 0.35 gave the most localizers with every extent within 3 mm on held-out ones of
+# those heads (docs/extent_threshold.py; its card, "Where the map ends")
+MAP_EXTENT_THRESHOLD = 0.35
 
 
-def brain_extent(probability: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """(low, high) fractional voxel indices (3,) where the brain begins and ends along each
-    axis, or None without brain. A brain running off the grid ends at its edge (-0.5, n-0.5)."""
+def brain_extent(probability: np.ndarray, threshold: float = THRESHOLD
+                 ) -> tuple[np.ndarray, np.ndarray] | None:
+    """(low, high) fractional voxel indices (3,) where the brain, `probability` at or over
+    `threshold`, begins and ends along each axis, or None without brain. A brain running
+    off the grid ends at its edge (-0.5, n-0.5)."""
     probability = np.asarray(probability, dtype=float)
-    if probability.max(initial=0.0) < THRESHOLD:
+    if probability.max(initial=0.0) < max(THRESHOLD, threshold):
         return None
     low, high = np.zeros(3), np.zeros(3)
     for axis in range(3):
         profile = probability.max(axis=tuple(a for a in range(3) if a != axis))
-        above = np.flatnonzero(profile >= THRESHOLD)
+        above = np.flatnonzero(profile >= threshold)
         first, last = above[0], above[-1]
         low[axis] = first - 0.5 if first == 0 else \
-            first - 1 + _crossing(profile[first - 1], profile[first])
+            first - 1 + _crossing(profile[first - 1], profile[first], threshold)
         high[axis] = last + 0.5 if last == len(profile) - 1 else \
-            last + 1 - _crossing(profile[last + 1], profile[last])
+            last + 1 - _crossing(profile[last + 1], profile[last], threshold)
     return low, high
 
 
-def _crossing(below: float, above: float) -> float:
-    """Where between a value below the threshold (at 0) and one above it (at 1) it is crossed."""
-    return (THRESHOLD - below) / (above - below)
+def _crossing(below: float, above: float, threshold: float) -> float:
+    """Where between a value below `threshold` (at 0) and one above it (at 1) it is crossed."""
+    return (threshold - below) / (above - below)
 
 
-def brain_summary(probability: np.ndarray, grid: Grid) -> dict:
-    """Volume (ml), centre and axis-aligned extent (LPS mm) of the brain on `grid`."""
+def brain_summary(probability: np.ndarray, grid: Grid,
+                  extent_threshold: float = THRESHOLD) -> dict:
+    """Volume (ml), centre and axis-aligned extent (LPS mm) of the brain on `grid`: a truth
+    map's at 0.5 throughout, Coverage-Net's with `extent_threshold=MAP_EXTENT_THRESHOLD`."""
     mask = np.asarray(probability) >= THRESHOLD
-    extent = brain_extent(probability)
+    extent = brain_extent(probability, extent_threshold)
     if extent is None:
         return {"volume_ml": 0.0}
     low, high = (grid.origin + index * grid.spacing for index in extent)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from isp_node.cascade.brain import brain_summary, image_brain_mm2
+from isp_node.cascade.brain import MAP_EXTENT_THRESHOLD, brain_summary, image_brain_mm2
 from isp_node.cascade.inference import load_model, warm_function
 from isp_node.cascade.models import IQ_CLASSES
 from isp_node.cascade.orientation import (
@@ -162,7 +162,7 @@ class Cascade:
         volume = stacks.resample(grid)
         probability = self.coverage(volume.tensor()[None]).numpy()[0, ..., 0]
         probabilities = judged.result()
-        brain = brain_summary(probability, grid)
+        brain = brain_summary(probability, grid, MAP_EXTENT_THRESHOLD)
         areas = image_brain_mm2(probability, grid, np.stack([s.frame for s in slices]))
         classes = [IQ_CLASSES[i] for i in image_classes(probabilities, areas)]
         verdict = localizer_verdict(classes, [s.orientation for s in slices], brain["volume_ml"])

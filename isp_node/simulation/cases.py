@@ -237,6 +237,11 @@ def _capped(stack: StackSpec, resolution_mm: float | None) -> StackSpec:
     return replace(stack, matrix=matrix, pixel_spacing=spacing)
 
 
+def head_of(anatomy_seed: int, heads: tuple[str, ...] = DEFAULT_HEADS) -> str:
+    """The head, of `heads`, that the individual of `anatomy_seed` is made from."""
+    return str(np.random.default_rng([anatomy_seed, HEAD_STREAM]).choice(heads))
+
+
 def simulate_case(seed: int, *, protocol: str | None = None, head: str | None = None,
                   kind: str | None = None, unusable_fraction: float = 0.2,
                   resolution_mm: float | None = None, heads: tuple[str, ...] = DEFAULT_HEADS,
@@ -254,7 +259,7 @@ def simulate_case(seed: int, *, protocol: str | None = None, head: str | None = 
         kind = str(rng.choice(UNUSABLE_KINDS)) if rng.uniform() < unusable_fraction else "usable"
     if kind not in KINDS:
         raise ValueError(f"unknown case kind {kind!r} (known: {', '.join(KINDS)})")
-    head_name = head or str(np.random.default_rng([anatomy_seed, HEAD_STREAM]).choice(heads))
+    head_name = head or head_of(anatomy_seed, heads)
     family = str(rng.choice(FAMILIES, p=[0.5, 0.3, 0.2]))
 
     if kind == "object":
