@@ -23,22 +23,11 @@ import numpy as np
 from image_class_thresholds import FAST, HEADS
 from isp_node.cascade.brain import MAP_EXTENT_THRESHOLD, brain_extent
 from isp_node.cascade.datasets import load_shards, make_dataset
-from isp_node.cascade.evaluation import predict_in_batches
+from isp_node.cascade.evaluation import coverage_metrics, predict_in_batches
 from isp_node.cascade.inference import load_model
 from isp_node.simulation.cases import head_of
-from isp_node.simulation.tensors import GRID_SPACING_MM
 
 THRESHOLDS = (0.5, 0.45, 0.4, 0.35, 0.3, 0.25)
-
-
-def end_errors(maps: np.ndarray, truths: np.ndarray, threshold: float) -> np.ndarray:
-    """(n, 6) signed errors (mm) of the low and high ends of each map's brain, read at
-    `threshold`, against the truth's at 0.5."""
-    errors = []
-    for drawn, truth in zip(maps, truths):
-        (pl, ph), (tl, th) = brain_extent(drawn, threshold), brain_extent(truth)
-        errors.append(GRID_SPACING_MM * np.concatenate([pl - tl, ph - th]))
-    return np.array(errors)
 
 
 def main() -> None:
@@ -57,15 +46,16 @@ def main() -> None:
     maps, truths, heads = maps[found], truths[found], heads[found]
     print(f"{len(maps)} usable localizers ({', '.join(f'{h} {np.sum(heads == h)}' for h in HEADS)})")
     for threshold in THRESHOLDS:
-        ends = end_errors(maps, truths, threshold)
-        errors = np.maximum(np.abs(ends[:, :3]), np.abs(ends[:, 3:]))
+        every = coverage_metrics(maps, truths, np.ones(len(maps), bool), threshold)
         mark = "  <- the node's now" if threshold == MAP_EXTENT_THRESHOLD else ""
-        print(f"{threshold:.2f}: x / y / z {np.round(np.median(errors, axis=0), 2)} mm, every "
-              f"extent within 3 mm {np.mean((errors <= 3).all(axis=1)):.1%}{mark}")
+        print(f"{threshold:.2f}: x / y / z {np.round(every['extent_error_mm_median'], 2)} mm, "
+              f"every extent within 3 mm {every['extent_within_3mm']:.1%}{mark}")
         for head in HEADS:
             mine = heads == head
-            print(f"      {head:10s} {np.round(np.median(errors[mine], axis=0), 2)} mm, ends "
-                  f"{np.round(np.median(ends[mine], axis=0), 1)}")
+            one = coverage_metrics(maps[mine], truths[mine], np.ones(mine.sum(), bool), threshold)
+            ends = one["end_error_mm_median_usable"]
+            print(f"      {head:10s} {np.round(one['extent_error_mm_median'], 2)} mm, ends "
+                  f"{np.round(np.concatenate([ends['low'], ends['high']]), 1)}")
 
 
 if __name__ == "__main__":

@@ -59,11 +59,12 @@ def drawn_without_brain(predicted: np.ndarray) -> dict:
             "no_brain_drawn_over_min_ml": float(np.mean(ml >= MIN_BRAIN_ML))}
 
 
-def coverage_metrics(predicted: np.ndarray, truth: np.ndarray, usable: np.ndarray) -> dict:
+def coverage_metrics(predicted: np.ndarray, truth: np.ndarray, usable: np.ndarray,
+                     extent_threshold: float = MAP_EXTENT_THRESHOLD) -> dict:
     """Dice and brain-extent error of brain maps (n, x, y, z) on the LPS-aligned grid against
-    the truth (the map's extent read as the node reads it, at `MAP_EXTENT_THRESHOLD`): per
-    axis the larger of the two ends' errors (mm, sub-voxel), over all cases and over the
-    usable localizers alone (the only ones the planner sizes planes from; a
+    the truth (the map's extent read at `extent_threshold`, by default as the node reads
+    it): per axis the larger of the two ends' errors (mm, sub-voxel), over all cases and
+    over the usable localizers alone (the only ones the planner sizes planes from; a
     localizer that misses part of the brain cannot show where it ends), and where the ends
     lie on the usable ones (median signed error, predicted minus true, LPS mm); and, on the
     usable ones, the slope of the predicted brain size on the true one per axis (1 where the
@@ -73,7 +74,7 @@ def coverage_metrics(predicted: np.ndarray, truth: np.ndarray, usable: np.ndarra
     dices, ends, sizes = [], [], []
     for p, t in zip(predicted, truth):
         dices.append(dice(p > 0.5, t > 0.5))
-        ep, et = brain_extent(p, MAP_EXTENT_THRESHOLD), brain_extent(t)
+        ep, et = brain_extent(p, extent_threshold), brain_extent(t)
         ends.append(np.full(6, np.inf) if ep is None else
                     GRID_SPACING_MM * np.concatenate([ep[0] - et[0], ep[1] - et[1]]))
         sizes.append(np.full((2, 3), np.nan) if ep is None else
