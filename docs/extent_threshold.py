@@ -30,18 +30,24 @@ from isp_node.simulation.cases import head_of
 THRESHOLDS = (0.5, 0.45, 0.4, 0.35, 0.3, 0.25)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def tuning_maps(description: str, fields: tuple[str, ...] = ()
+                ) -> tuple[np.ndarray, np.ndarray, dict]:
+    """From the command line's --models and --data: Coverage-Net's maps and the truth on the
+    usable localizers (showing brain) of the tuning set, and the shards' `fields` of them."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--models", type=Path, required=True, help="Coverage-Net")
     parser.add_argument("--data", type=Path, default=Path("var/data"), help="simulated data sets")
     args = parser.parse_args()
-    d = load_shards(make_dataset(args.data / "tune_iq", FAST),
-                    ("volumes", "brains", "usable", "seeds"))
+    d = load_shards(make_dataset(args.data / "tune_iq", FAST), ("volumes", "brains", "usable") + fields)
     keep = d["usable"] & (d["brains"].reshape(len(d["brains"]), -1).max(axis=1) > 127)
     model = load_model(args.models / "coverage_net.keras")
     maps = predict_in_batches(model, d["volumes"][keep], 2)[..., 0]
-    truths = d["brains"][keep].astype(np.float32) / 255
-    heads = np.array([head_of(int(seed), HEADS) for seed in d["seeds"][keep]])
+    return maps, d["brains"][keep].astype(np.float32) / 255, {f: d[f][keep] for f in fields}
+
+
+def main() -> None:
+    maps, truths, d = tuning_maps(__doc__.split("\n")[0], ("seeds",))
+    heads = np.array([head_of(int(seed), HEADS) for seed in d["seeds"]])
     found = [brain_extent(m, max(THRESHOLDS)) is not None for m in maps]
     maps, truths, heads = maps[found], truths[found], heads[found]
     print(f"{len(maps)} usable localizers ({', '.join(f'{h} {np.sum(heads == h)}' for h in HEADS)})")

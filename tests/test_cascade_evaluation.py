@@ -4,7 +4,8 @@ Coverage-Net's metrics on known maps."""
 import numpy as np
 import pytest
 
-from isp_node.cascade.evaluation import coverage_metrics, evaluate_through_dicom
+from isp_node.cascade.evaluation import (
+    brain_plane_coverage, coverage_metrics, evaluate_through_dicom)
 from isp_node.cascade.planner import Cascade
 
 
@@ -77,3 +78,26 @@ def test_drawn_without_brain_measures_the_maps_of_empty_localizers():
     assert result["no_brain_drawn_ml_max"] == pytest.approx(512.0)
     assert result["no_brain_drawn_over_min_ml"] == pytest.approx(1 / 3)
     assert drawn_without_brain(maps[:0])["no_brain_drawn_ml_median"] is None
+
+
+def test_brain_plane_coverage_counts_the_true_brain_outside_the_sized_planes():
+    """A map 8 mm short at the top and bottom of a 96 mm cube of brain: an AC-PC slab sized to
+    it with no allowance cuts two 4 mm layers of brain at each end, the sagittal one (sized
+    across, where the map is right) cuts none; a 10 mm allowance cuts neither, for a slice
+    more than the true brain needs."""
+    from isp_node.geometry import PLANE_KEYS
+    from isp_node.simulation.tensors import GRID_SHAPE
+
+    truth = _box(GRID_SHAPE, (20, 20, 20), (44, 44, 44))
+    drawn = _box(GRID_SHAPE, (20, 20, 22), (44, 44, 42))
+    planes = np.full((1, len(PLANE_KEYS), 2, 3), np.nan)
+    centre = np.full(3, 31.5 * 4)
+    planes[0, PLANE_KEYS.index("MSP")] = [centre, [1, 0, 0]]
+    planes[0, PLANE_KEYS.index("ACPC")] = [centre, [0, 0, 1]]
+    tight = brain_plane_coverage(drawn[None], truth[None], np.zeros((1, 3)), planes, 0.0)
+    assert tight["ACPC"]["cut_share"] == 1.0 and tight["MSP"]["cut_share"] == 0.0
+    assert tight["ACPC"]["outside_ml_max"] == pytest.approx(4 * 24 * 24 * 0.064)
+    assert tight["ACPC"]["extra_slices_median"] == -3  # 16 slices of 5 mm where 19 are needed
+    generous = brain_plane_coverage(drawn[None], truth[None], np.zeros((1, 3)), planes, 10.0)
+    assert generous["ACPC"]["cut_share"] == generous["MSP"]["cut_share"] == 0.0
+    assert generous["ACPC"]["extra_slices_median"] == 1

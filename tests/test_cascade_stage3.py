@@ -82,3 +82,35 @@ def test_the_first_stage_looks_again_with_the_head_upright(tmp_path: Path, monke
     assert angle(twice["ACPC"]["normal"], once["ACPC"]["normal"]) > 0.01  # looked at again
     for key in PLANE_KEYS:
         assert angle(twice[key]["normal"], case.planes[key].normal) < 16.0, key
+
+
+def test_whole_brain_planes_cover_the_simulated_brain(tmp_path: Path):
+    """The MSP and AC-PC planes the node plans (development Orientation-Net) are sized to the
+    brain Coverage-Net finds: their fields of view and slabs hold every voxel of the simulated
+    brain (4 mm, on the grid the node uses), by no more than scalp, allowance and rounding;
+    the planes of one structure keep their prescriptions."""
+    from isp_node.geometry import PRESCRIPTIONS
+    from isp_node.geometry.sizing import BRAIN_PLANES, EDGE_ALLOWANCE_MM, FOV_STEP_MM, SCALP_MM
+    from isp_node.pipeline.volume import Grid, localizer_centre
+    from isp_node.simulation.tensors import GRID_SHAPE, brain_target
+
+    for name in (IQ_MODEL, COVERAGE_MODEL, ORIENTATION_MODEL, FINE_MODEL):
+        shutil.copy(models_dir() / ("development" if name in (ORIENTATION_MODEL, FINE_MODEL)
+                                    else "") / name, tmp_path / name)
+    case = simulate_case(4, kind="usable", protocol="three_plane", resolution_mm=GRID_SPACING_MM)
+    planes = {p["key"]: p for p in Cascade(tmp_path).run(case.slices)["planes"]}
+    grid = Grid.centred(localizer_centre(case.slices), GRID_SHAPE, GRID_SPACING_MM)
+    brain = grid.origin + np.argwhere(brain_target(case.subject, grid) >= 0.5) * grid.spacing
+    assert set(planes) == set(PLANE_KEYS)
+    for key, plane in planes.items():
+        if key not in BRAIN_PLANES:
+            assert tuple(plane["fov_mm"]) == PRESCRIPTIONS[key].fov_mm, key
+            assert plane["n_slices"] == PRESCRIPTIONS[key].n_slices, key
+            continue
+        reach = np.abs((brain - plane["centre"]) @ np.array(
+            [plane["row"], plane["col"], plane["normal"]]).T).max(axis=0)
+        room = np.array([*plane["fov_mm"], plane["slab_mm"]]) / 2 - reach
+        assert (room[:2] >= SCALP_MM).all() and room[2] >= 0, (key, room)
+        assert (room[:2] <= SCALP_MM + EDGE_ALLOWANCE_MM + FOV_STEP_MM / 2 + 10).all(), (key, room)
+        assert room[2] <= EDGE_ALLOWANCE_MM + plane["spacing_mm"] / 2 + 10, (key, room)
+        assert plane["slab_mm"] == plane["n_slices"] * plane["spacing_mm"]

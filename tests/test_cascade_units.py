@@ -37,6 +37,16 @@ def test_brain_summary_in_patient_coordinates():
     np.testing.assert_allclose(summary["high_lps"], grid.origin + (np.array([4, 6, 8]) + 0.5) * 4)
 
 
+def test_brain_points_are_the_voxel_centres_over_the_threshold():
+    from isp_node.cascade.brain import brain_points
+
+    grid = Grid.centred(np.zeros(3), (10, 10, 10), 4.0)
+    probability = np.zeros((10, 10, 10))
+    probability[2, 3, 4], probability[5, 5, 5] = 0.4, 0.3
+    np.testing.assert_allclose(brain_points(probability, grid, 0.35), [grid.origin + [8, 12, 16]])
+    assert len(brain_points(probability, grid, 0.25)) == 2 and not len(brain_points(probability, grid, 0.5))
+
+
 def test_image_brain_area_from_the_map_on_the_image_plane():
     """An 80 mm cube of brain: an image through it shows 80 x 80 mm, one tilted by 17
     degrees 80 x 83.7 mm, one above it or off the grid nothing."""

@@ -64,6 +64,13 @@ def brain_summary(probability: np.ndarray, grid: Grid,
             "low_lps": low.round(2).tolist(), "high_lps": high.round(2).tolist()}
 
 
+def brain_points(probability: np.ndarray, grid: Grid,
+                 threshold: float = MAP_EXTENT_THRESHOLD) -> np.ndarray:
+    """The centres (n, 3; LPS mm) of the voxels of `grid` where the brain's `probability` is at
+    or over `threshold`: what the planes that image the whole brain are sized to."""
+    return grid.origin + np.argwhere(np.asarray(probability) >= threshold) * grid.spacing
+
+
 def image_brain_mm2(probability: np.ndarray, grid: Grid, frames: np.ndarray) -> np.ndarray:
     """The brain area (mm2) Coverage-Net's map shows in each image, from the images' frames
     (n, 11) (`ImageSlice.frame`): the thresholded map sampled (nearest voxel) every grid

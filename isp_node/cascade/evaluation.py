@@ -10,11 +10,13 @@ from tqdm import tqdm
 
 from isp_node.cascade import datasets
 from isp_node.cascade.brain import (
-    MAP_EXTENT_THRESHOLD, brain_extent, brain_summary, image_brain_mm2)
+    MAP_EXTENT_THRESHOLD, THRESHOLD, brain_extent, brain_points, brain_summary, image_brain_mm2)
 from isp_node.cascade.models import IQ_CLASSES
-from isp_node.cascade.orientation import FINE_SPACING_MM, plane_array
+from isp_node.cascade.orientation import FINE_SPACING_MM, frame_from, plane_array
 from isp_node.cascade.verdict import MIN_BRAIN_ML, image_classes, localizer_verdict
 from isp_node.geometry import PLANE_KEYS
+from isp_node.geometry.catalogue import make_plane
+from isp_node.geometry.sizing import BRAIN_PLANES, EDGE_ALLOWANCE_MM, sized_to_brain
 from isp_node.pipeline.loader import load_localizer
 from isp_node.pipeline.volume import Grid
 from isp_node.simulation.cases import ANATOMY_MIN_BRAIN_MM2, SimulatedCase, simulate_case
@@ -36,13 +38,49 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
 def evaluate_coverage(model, shards: list[Path]) -> dict:
     """Coverage-Net's `coverage_metrics` on the cases of `shards` whose images show brain, and
     `drawn_without_brain` on the others (noise-only, off-head and non-head localizers)."""
-    data = datasets.load_shards(shards, ("volumes", "brains", "usable"))
+    data = datasets.load_shards(shards, ("volumes", "brains", "usable", "origins", "planes"))
     keep = data["brains"].reshape(len(data["brains"]), -1).max(axis=1) > 127
     truth = data["brains"][keep].astype(np.float32) / 255
     predicted = predict_in_batches(model, data["volumes"][keep], 2)[..., 0]
     results = coverage_metrics(predicted, truth, data["usable"][keep])
+    usable = data["usable"][keep]
+    results["brain_planes"] = brain_plane_coverage(
+        predicted[usable], truth[usable], data["origins"][keep][usable], data["planes"][keep][usable])
     results.update(drawn_without_brain(predict_in_batches(model, data["volumes"][~keep], 2)[..., 0]))
     return results
+
+
+def brain_plane_coverage(predicted: np.ndarray, truth: np.ndarray, origins: np.ndarray,
+                         planes: np.ndarray, allowance_mm: float = EDGE_ALLOWANCE_MM) -> dict:
+    """How the planes of the whole brain, sized to brain maps (n, x, y, z) as the node sizes
+    them (`geometry.sizing`), cover the true brain, per plane key: each true plane (centre and
+    normal from `planes`, the shards' (n, K, 2, 3); row and column as the catalogue makes
+    them), the true brain's voxels outside its field of view or slab (ml: the share of
+    localizers with any, their 95th percentile and largest), and its slices against those the
+    true brain needs with no allowance (median of the difference: what the allowance costs).
+    `allowance_mm` as `sized_to_brain`'s, by default the node's."""
+    voxel_ml = GRID_SPACING_MM**3 / 1000
+    out = {}
+    for key in BRAIN_PLANES:
+        outside, extra = [], []
+        for p, t, origin, array in zip(predicted, truth, origins, planes):
+            grid = Grid(GRID_SHAPE, GRID_SPACING_MM, np.asarray(origin, dtype=float))
+            frame = frame_from(array[PLANE_KEYS.index("MSP"), 1], array[PLANE_KEYS.index("ACPC"), 1])
+            centre, normal = array[PLANE_KEYS.index(key)]
+            sized = sized_to_brain(make_plane(key, centre, normal, frame), brain_points(p, grid),
+                                   allowance_mm=allowance_mm)
+            offsets = (brain_points(t, grid, THRESHOLD) - sized.centre) @ np.stack(
+                [sized.row, sized.col, sized.normal]).T
+            half = np.array([*sized.fov_mm, sized.slab_mm]) / 2
+            outside.append(float(np.any(np.abs(offsets) > half, axis=1).sum() * voxel_ml))
+            needed = np.ceil(2 * np.abs(offsets[:, 2]).max(initial=0.0) / sized.spacing_mm)
+            extra.append(sized.n_slices - needed)
+        outside = np.array(outside)
+        out[key] = {"cut_share": float(np.mean(outside > 0)) if len(outside) else None,
+                    "outside_ml_p95": float(np.percentile(outside, 95)) if len(outside) else None,
+                    "outside_ml_max": float(outside.max(initial=0.0)),
+                    "extra_slices_median": float(np.median(extra)) if extra else None}
+    return out
 
 
 def drawn_without_brain(predicted: np.ndarray) -> dict:

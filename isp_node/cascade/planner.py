@@ -14,11 +14,13 @@ import sys
 import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from isp_node.cascade.brain import MAP_EXTENT_THRESHOLD, brain_summary, image_brain_mm2
+from isp_node.cascade.brain import (
+    MAP_EXTENT_THRESHOLD, brain_points, brain_summary, image_brain_mm2)
 from isp_node.cascade.inference import load_model, warm_function
 from isp_node.cascade.models import IQ_CLASSES
 from isp_node.cascade.orientation import (
@@ -29,6 +31,7 @@ from isp_node.pipeline.image_input import iq_inputs
 from isp_node.pipeline.loader import LocalizerError, load_localizer
 from isp_node.pipeline.planner import PlanRequest, Planner
 from isp_node.geometry import PLANE_KEYS
+from isp_node.geometry.sizing import BRAIN_PLANES, sized_to_brain
 from isp_node.pipeline.volume import Grid, LocalizerStacks, localizer_centre
 from isp_node.simulation.tensors import GRID_SHAPE, GRID_SPACING_MM
 
@@ -87,12 +90,13 @@ class Cascade:
                 self.fine = warm_function(load_model(directory / FINE_MODEL))
                 self.models["Orientation-Net fine stage"] = model_version(directory / FINE_MODEL)
 
-    def planes(self, stacks: LocalizerStacks, brain: dict) -> list[dict]:
+    def planes(self, stacks: LocalizerStacks, brain: dict, brain_lps: np.ndarray) -> list[dict]:
         """Stage 3: the planes (planner JSON entries) on the grid centred on the brain, looked
         at `FIRST_PASSES` times (from the second on, in the head frame of the MSP and ACPC
         found so far); then, with the fine stage installed, the `fine_keys` on the fine grid
         about the AC-PC midpoint, in the head frame too (`FINE_PASSES` times). The first stage
-        fits a fine key itself only where the fine stage could not."""
+        fits a fine key itself only where the fine stage could not. The planes of the whole
+        brain are sized to the map's brain voxels `brain_lps` (`geometry.sizing`)."""
         size = float(np.max(np.subtract(brain["high_lps"], brain["low_lps"])))
         grid = orientation_grid(np.asarray(brain["centre_lps"]), size)
         first_keys = PLANE_KEYS if self.fine is None else tuple(
@@ -119,7 +123,8 @@ class Cascade:
             missing = tuple(k for k in self.fine_keys if k not in fitted)
             if missing:
                 fitted |= decode(missing, msp=msp)
-        return planned_planes({k: fitted[k] for k in PLANE_KEYS if k in fitted})
+        return planned_planes({k: replace(fitted[k], plane=sized_to_brain(fitted[k].plane, brain_lps))
+                               if k in BRAIN_PLANES else fitted[k] for k in PLANE_KEYS if k in fitted})
 
     def _look(self, network, stacks: LocalizerStacks, grid: Grid,
               fitted: dict[str, FittedPlane] | None = None,
@@ -175,7 +180,8 @@ class Cascade:
                         "brain_mm2": round(float(a))}
                        for s, c, p, a in zip(slices, classes, probabilities, areas)],
             "brain": brain,
-            "planes": self.planes(stacks, brain) if self.orientation and verdict.usable else [],
+            "planes": (self.planes(stacks, brain, brain_points(probability, grid))
+                       if self.orientation and verdict.usable else []),
             "models": self.models,
         }
         result["seconds"] = round(time.perf_counter() - started, 4)
