@@ -28,21 +28,27 @@ from isp_node.cascade.inference import load_model
 from isp_node.simulation.cases import head_of
 
 THRESHOLDS = (0.5, 0.45, 0.4, 0.35, 0.3, 0.25)
+PER_IMAGE = ("images", "labels", "orientations", "brain_mm2", "image_frames")
 
 
 def tuning_maps(description: str, fields: tuple[str, ...] = ()
                 ) -> tuple[np.ndarray, np.ndarray, dict]:
     """From the command line's --models and --data: Coverage-Net's maps and the truth on the
-    usable localizers (showing brain) of the tuning set, and the shards' `fields` of them."""
+    usable localizers (showing brain) of the tuning set, and the shards' `fields` of them
+    (per-image fields as one array per localizer)."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--models", type=Path, required=True, help="Coverage-Net")
     parser.add_argument("--data", type=Path, default=Path("var/data"), help="simulated data sets")
     args = parser.parse_args()
-    d = load_shards(make_dataset(args.data / "tune_iq", FAST), ("volumes", "brains", "usable") + fields)
+    d = load_shards(make_dataset(args.data / "tune_iq", FAST),
+                    ("volumes", "brains", "usable", "owners") + fields)
     keep = d["usable"] & (d["brains"].reshape(len(d["brains"]), -1).max(axis=1) > 127)
     model = load_model(args.models / "coverage_net.keras")
     maps = predict_in_batches(model, d["volumes"][keep], 2)[..., 0]
-    return maps, d["brains"][keep].astype(np.float32) / 255, {f: d[f][keep] for f in fields}
+    cases = np.flatnonzero(keep)
+    return maps, d["brains"][keep].astype(np.float32) / 255, {
+        f: [d[f][d["owners"] == case] for case in cases] if f in PER_IMAGE else d[f][keep]
+        for f in fields}
 
 
 def main() -> None:

@@ -49,13 +49,40 @@ def test_worker_judges_the_localizer(make_node, tmp_path, kind, mni_head, pydefa
         assert by_uid[uid]["brain_mm2"] > 0 or by_uid[uid]["class"] == "irrelevant"
     if kind == "usable":
         assert [by_uid[uid]["brain_mm2"] for uid, true_mm2 in shown.items() if true_mm2 == 0] == [0] * 3
-        assert result["usable"], result["message"]
+        assert result["usable"] and result["message"] == "localizer usable", result["message"]
         truth = brain_target(case.subject, Grid.centred(case.landmarks["AFID:AC"], (64, 64, 64), 4.0))
         true_ml = float(truth.sum()) * 4.0**3 / 1000  # about 1.9 l: the template's brain includes its CSF
         # Coverage-Net's volumes are within -18% / +31% of the truth on 90% of held-out localizers
         assert 0.7 * true_ml < result["brain"]["volume_ml"] < 1.4 * true_ml, true_ml
     else:
         assert not result["usable"] and "artifacts" in result["message"]
+
+
+def test_a_brain_running_off_the_localizer_is_planned_with_a_warning(make_node, tmp_path,
+                                                                      mni_head):
+    """A three-plane localizer whose images stop short of the brain's front (the simulated
+    brain runs over 4 mm past them there, and on no other side) is usable, and the operator
+    message, in the report too, says where the brain runs off."""
+    from isp_node.cascade.brain import brain_summary, run_off_sides
+    from isp_node.outputs.planning_report import read_planning_report
+    from isp_node.pipeline.volume import localizer_centre
+
+    case = simulate_case(9, kind="usable", head="mni")
+    grid = Grid.centred(localizer_centre(case.slices), (64, 64, 64), 4.0)
+    frames = [s.frame for s in case.slices]
+    assert run_off_sides(brain_summary(brain_target(case.subject, grid), grid), frames) == \
+        ["anterior"]
+    node = make_node(jobs={"planner": "isp_node.cascade.planner:make_planner"})
+    _send(node, case.write(tmp_path / "case"))
+    job = node.wait_jobs(1, timeout=120)[0]
+    assert job["state"] == "done", job
+    result = json.loads(job["result"])
+    assert result["usable"]
+    assert result["message"].startswith("localizer usable, but the brain runs beyond its "
+                                        "images on the anterior side:"), result["message"]
+    reports = [read_planning_report(pydicom.dcmread(p)) for p in node.storage.rglob("*.dcm")
+               if pydicom.dcmread(p, stop_before_pixels=True).Modality == "SR"]
+    assert [(r.usable, r.message) for r in reports] == [(True, result["message"])]
 
 
 def test_stacks_sent_as_one_series_per_orientation_are_planned_together(

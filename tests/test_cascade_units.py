@@ -47,6 +47,24 @@ def test_brain_points_are_the_voxel_centres_over_the_threshold():
     assert len(brain_points(probability, grid, 0.25)) == 2 and not len(brain_points(probability, grid, 0.5))
 
 
+def test_a_brain_reaching_past_every_image_runs_off_on_that_side():
+    """Two axial images 200 x 160 mm about the origin, 20 mm apart: a brain reaching 5 mm
+    past their front edge and 30 mm above the upper one runs off anteriorly and superiorly;
+    one 3 mm past any edge does not (`RUN_OFF_MM`, 4 mm)."""
+    from isp_node.cascade.brain import images_box, run_off_sides
+
+    frames = np.array([[-100, -80, z, 1, 0, 0, 0, 1, 0, 200, 160] for z in (-10, 10)], float)
+    np.testing.assert_allclose(images_box(frames), [[-100, -80, -10], [100, 80, 10]])
+    brain = {"low_lps": [-90, -85, -12], "high_lps": [90, 83, 40]}
+    assert run_off_sides(brain, frames) == ["anterior", "superior"]
+    assert run_off_sides({"low_lps": [-103, -83, -13], "high_lps": [103, 83, 13]}, frames) == []
+    assert run_off_sides({"volume_ml": 0.0}, frames) == []
+    verdict = localizer_verdict(["anatomy"] * 3, ["axial"] * 3, 1200.0, ["anterior", "superior"])
+    assert verdict.usable and "runs beyond its images on the anterior and superior sides" in \
+        verdict.message
+    assert localizer_verdict(["anatomy"] * 3, ["axial"] * 3, 1200.0).message == "localizer usable"
+
+
 def test_image_brain_area_from_the_map_on_the_image_plane():
     """An 80 mm cube of brain: an image through it shows 80 x 80 mm, one tilted by 17
     degrees 80 x 83.7 mm, one above it or off the grid nothing."""

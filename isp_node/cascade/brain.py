@@ -22,6 +22,14 @@ THRESHOLD = 0.5
 # heads; 0.35 gave the most localizers with every extent within 3 mm on held-out ones of
 # those heads (docs/extent_threshold.py; its card, "Where the map ends")
 MAP_EXTENT_THRESHOLD = 0.35
+# The map draws brain where no image reaches (it learnt whole brains): reaching this far
+# beyond every image it says the brain runs off the localizer. On the training heads'
+# tuning localizers it found 11 of the 12 usable ones whose brain ran over 4 mm beyond the
+# images, with 4 sides wrongly named (docs/brain_margins.py; Coverage-Net's card, "Brain beyond
+# the images")
+RUN_OFF_MM = 4.0
+# the patient's sides at the low and high ends of the LPS axes
+SIDES = (("right", "anterior", "inferior"), ("left", "posterior", "superior"))
 
 
 def brain_extent(probability: np.ndarray, threshold: float = THRESHOLD
@@ -69,6 +77,27 @@ def brain_points(probability: np.ndarray, grid: Grid,
     """The centres (n, 3; LPS mm) of the voxels of `grid` where the brain's `probability` is at
     or over `threshold`: what the planes that image the whole brain are sized to."""
     return grid.origin + np.argwhere(np.asarray(probability) >= threshold) * grid.spacing
+
+
+def images_box(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The LPS box (low, high; mm) around every pixel centre of images with these frames
+    (n, 11) (`ImageSlice.frame`)."""
+    frames = np.asarray(frames, dtype=float).reshape(-1, 11)
+    start, rows, cols = frames[:, :3], frames[:, 3:6], frames[:, 6:9]
+    across, down = rows * frames[:, 9:10], cols * frames[:, 10:11]
+    corners = np.concatenate([start, start + across, start + down, start + across + down])
+    return corners.min(axis=0), corners.max(axis=0)
+
+
+def run_off_sides(brain: dict, frames: np.ndarray, beyond_mm: float = RUN_OFF_MM) -> list[str]:
+    """The patient's sides (`SIDES`) where the brain of `brain_summary` reaches at least
+    `beyond_mm` past every image of the localizer (frames (n, 11)): there the localizer
+    does not show where the brain ends, and its extent is the map's guess."""
+    if "low_lps" not in brain:
+        return []
+    low, high = images_box(frames)
+    past = np.stack([low - np.asarray(brain["low_lps"]), np.asarray(brain["high_lps"]) - high])
+    return [SIDES[end][axis] for end, axis in zip(*np.nonzero(past >= beyond_mm))]
 
 
 def image_brain_mm2(probability: np.ndarray, grid: Grid, frames: np.ndarray) -> np.ndarray:

@@ -10,7 +10,8 @@ from tqdm import tqdm
 
 from isp_node.cascade import datasets
 from isp_node.cascade.brain import (
-    MAP_EXTENT_THRESHOLD, THRESHOLD, brain_extent, brain_points, brain_summary, image_brain_mm2)
+    MAP_EXTENT_THRESHOLD, RUN_OFF_MM, THRESHOLD, brain_extent, brain_points, brain_summary,
+    image_brain_mm2, run_off_sides)
 from isp_node.cascade.models import IQ_CLASSES
 from isp_node.cascade.orientation import FINE_SPACING_MM, frame_from, plane_array
 from isp_node.cascade.verdict import MIN_BRAIN_ML, image_classes, localizer_verdict
@@ -38,14 +39,19 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
 def evaluate_coverage(model, shards: list[Path]) -> dict:
     """Coverage-Net's `coverage_metrics` on the cases of `shards` whose images show brain, and
     `drawn_without_brain` on the others (noise-only, off-head and non-head localizers)."""
-    data = datasets.load_shards(shards, ("volumes", "brains", "usable", "origins", "planes"))
+    data = datasets.load_shards(shards, ("volumes", "brains", "usable", "origins", "planes",
+                                         "image_frames", "owners"))
     keep = data["brains"].reshape(len(data["brains"]), -1).max(axis=1) > 127
     truth = data["brains"][keep].astype(np.float32) / 255
     predicted = predict_in_batches(model, data["volumes"][keep], 2)[..., 0]
     results = coverage_metrics(predicted, truth, data["usable"][keep])
-    usable = data["usable"][keep]
+    usable = np.flatnonzero(keep)[data["usable"][keep]]
+    mine = data["usable"][keep]
     results["brain_planes"] = brain_plane_coverage(
-        predicted[usable], truth[usable], data["origins"][keep][usable], data["planes"][keep][usable])
+        predicted[mine], truth[mine], data["origins"][usable], data["planes"][usable])
+    results["run_off"] = run_off_metrics(
+        predicted[mine], truth[mine], data["origins"][usable],
+        [data["image_frames"][data["owners"] == case] for case in usable])
     results.update(drawn_without_brain(predict_in_batches(model, data["volumes"][~keep], 2)[..., 0]))
     return results
 
@@ -81,6 +87,24 @@ def brain_plane_coverage(predicted: np.ndarray, truth: np.ndarray, origins: np.n
                     "outside_ml_max": float(outside.max(initial=0.0)),
                     "extra_slices_median": float(np.median(extra)) if extra else None}
     return out
+
+
+def run_off_metrics(predicted: np.ndarray, truth: np.ndarray, origins: np.ndarray,
+                    frames: list[np.ndarray], beyond_mm: float = RUN_OFF_MM) -> dict:
+    """How well the verdict's warning of a brain running off the localizer's images
+    (`brain.run_off_sides` on brain maps (n, x, y, z), each localizer's image `frames`,
+    the map reaching `beyond_mm` past them) finds the localizers whose true brain runs over
+    `RUN_OFF_MM` past them: how many there are, how many are warned of, how many of those
+    are found, and the sides named where the truth does not run off."""
+    truly = warned = found = wrong = 0
+    for p, t, origin, f in zip(predicted, truth, origins, frames):
+        grid = Grid(GRID_SHAPE, GRID_SPACING_MM, np.asarray(origin, dtype=float))
+        named = set(run_off_sides(brain_summary(p, grid, MAP_EXTENT_THRESHOLD), f, beyond_mm))
+        real = set(run_off_sides(brain_summary(t, grid), f, RUN_OFF_MM + 1e-6))
+        truly, warned, found = truly + bool(real), warned + bool(named), found + bool(real & named)
+        wrong += len(named - real)
+    return {"localizers": len(frames), "brain_runs_off": truly, "warned": warned,
+            "warned_and_runs_off": found, "sides_named_wrongly": wrong}
 
 
 def drawn_without_brain(predicted: np.ndarray) -> dict:

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from isp_node.cascade.brain import (
-    MAP_EXTENT_THRESHOLD, brain_points, brain_summary, image_brain_mm2)
+    MAP_EXTENT_THRESHOLD, brain_points, brain_summary, image_brain_mm2, run_off_sides)
 from isp_node.cascade.inference import load_model, warm_function
 from isp_node.cascade.models import IQ_CLASSES
 from isp_node.cascade.orientation import (
@@ -123,8 +123,9 @@ class Cascade:
             missing = tuple(k for k in self.fine_keys if k not in fitted)
             if missing:
                 fitted |= decode(missing, msp=msp)
-        return planned_planes({k: replace(fitted[k], plane=sized_to_brain(fitted[k].plane, brain_lps))
-                               if k in BRAIN_PLANES else fitted[k] for k in PLANE_KEYS if k in fitted})
+        for key in set(BRAIN_PLANES) & set(fitted):
+            fitted[key] = replace(fitted[key], plane=sized_to_brain(fitted[key].plane, brain_lps))
+        return planned_planes({k: fitted[k] for k in PLANE_KEYS if k in fitted})
 
     def _look(self, network, stacks: LocalizerStacks, grid: Grid,
               fitted: dict[str, FittedPlane] | None = None,
@@ -168,9 +169,11 @@ class Cascade:
         probability = self.coverage(volume.tensor()[None]).numpy()[0, ..., 0]
         probabilities = judged.result()
         brain = brain_summary(probability, grid, MAP_EXTENT_THRESHOLD)
-        areas = image_brain_mm2(probability, grid, np.stack([s.frame for s in slices]))
+        frames = np.stack([s.frame for s in slices])
+        areas = image_brain_mm2(probability, grid, frames)
         classes = [IQ_CLASSES[i] for i in image_classes(probabilities, areas)]
-        verdict = localizer_verdict(classes, [s.orientation for s in slices], brain["volume_ml"])
+        verdict = localizer_verdict(classes, [s.orientation for s in slices], brain["volume_ml"],
+                                    run_off_sides(brain, frames))
         result = {
             "usable": verdict.usable,
             "message": verdict.message,

@@ -55,9 +55,11 @@ def image_classes(probabilities: np.ndarray, brain_mm2: np.ndarray,
 
 
 def localizer_verdict(classes: list[str], orientations: list[str],
-                      brain_ml: float) -> Verdict:
+                      brain_ml: float, run_off: list[str] | tuple[str, ...] = ()) -> Verdict:
     """Decide from per-image classes (with each image's orientation) and the brain volume
-    (ml) Coverage-Net found inside the localizer's coverage."""
+    (ml) Coverage-Net found inside the localizer's coverage; a usable localizer whose brain
+    runs off its images on the `run_off` sides (`brain.run_off_sides`) is planned, with a
+    warning."""
     counts = Counter(classes)
     summary = {c: counts.get(c, 0) for c in ("anatomy", "artifact", "irrelevant")}
     anatomy = summary["anatomy"]
@@ -81,4 +83,9 @@ def localizer_verdict(classes: list[str], orientations: list[str],
         missing = ", ".join(sorted(present - with_anatomy))
         return Verdict(False, f"no brain in the {missing} images: re-centre and repeat the "
                        "localizer", summary)
+    if run_off:
+        sides = " and ".join(run_off) + (" sides" if len(run_off) > 1 else " side")
+        return Verdict(True, f"localizer usable, but the brain runs beyond its images on the "
+                       f"{sides}: the planes' coverage there is estimated; check it, or "
+                       "re-centre and repeat the localizer", summary)
     return Verdict(True, "localizer usable", summary)

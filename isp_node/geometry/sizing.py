@@ -21,7 +21,7 @@ from isp_node.geometry.planes import Plane
 BRAIN_PLANES = ("MSP", "ACPC")
 SCALP_MM = 15.0  # skull and scalp beyond the brain, in the image: no wrap-around of the head
 # beyond the map's brain voxels: the least allowance that cut no true brain on the training
-# heads' tuning localizers (docs/plane_allowance.py; Coverage-Net's card, "Planes sized to the brain")
+# heads' tuning localizers (docs/brain_margins.py; Coverage-Net's card, "Planes sized to the brain")
 EDGE_ALLOWANCE_MM = 5.0
 FOV_STEP_MM = 10.0  # fields of view rounded up to whole centimetres, as consoles offer them
 
