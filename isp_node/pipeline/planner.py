@@ -11,7 +11,8 @@ others are kept in the job record only)::
 
     {
       "usable": true,                  # false: the localizer cannot be planned
-      "message": "localizer usable",   # for the operator; says why when not usable
+      "message": "localizer usable",   # for the operator; says why when not usable, and
+                                       # warns of a caveat on a usable one
       "images": [{"uid": "<SOP Instance UID>[#<frame>]", "orientation": "sagittal",
                   "class": "anatomy"}, ...],          # anatomy / artifact / irrelevant
       "planes": [{"key": "ACPC",                      # a plane key of the catalogue
