@@ -45,13 +45,13 @@ def evaluate_coverage(model, shards: list[Path]) -> dict:
     truth = data["brains"][keep].astype(np.float32) / 255
     predicted = predict_in_batches(model, data["volumes"][keep], 2)[..., 0]
     results = coverage_metrics(predicted, truth, data["usable"][keep])
-    usable = np.flatnonzero(keep)[data["usable"][keep]]
-    mine = data["usable"][keep]
+    usable = data["usable"][keep]  # of the kept cases
+    cases = np.flatnonzero(keep)[usable]  # the same, as indices into the shards' cases
     results["brain_planes"] = brain_plane_coverage(
-        predicted[mine], truth[mine], data["origins"][usable], data["planes"][usable])
+        predicted[usable], truth[usable], data["origins"][cases], data["planes"][cases])
     results["run_off"] = run_off_metrics(
-        predicted[mine], truth[mine], data["origins"][usable],
-        [data["image_frames"][data["owners"] == case] for case in usable])
+        predicted[usable], truth[usable], data["origins"][cases],
+        [data["image_frames"][data["owners"] == case] for case in cases])
     results.update(drawn_without_brain(predict_in_batches(model, data["volumes"][~keep], 2)[..., 0]))
     return results
 
