@@ -327,16 +327,16 @@ def test_corners_span_the_field_of_view():
 
 
 def test_whole_brain_planes_are_sized_to_the_brain_about_their_centre():
-    """Field of view: the farthest point along row and column plus scalp and allowance on
-    each side, rounded up to 10 mm; slab: the farthest point along the normal plus the
-    allowance, in whole slices of the prescribed spacing."""
+    """Slab: the farthest point along the normal plus the allowance, in whole slices of the
+    prescribed spacing; field of view: the farthest point along row and column plus scalp
+    and allowance on each side, rounded up to 10 mm, where that is wider than prescribed."""
     from isp_node.geometry.sizing import sized_to_brain
 
-    points = np.array([[-50.0, 0, 0], [30, 80, 0], [0, -20, 60], [0, 0, -10]])
+    points = np.array([[-50.0, 0, 0], [30, 97, 0], [0, -20, 60], [0, 0, -10]])
     sized = sized_to_brain(axial(), points, scalp_mm=15.0, allowance_mm=5.0)
-    assert sized.fov_mm == (140.0, 200.0)  # 2 (50 + 20) and 2 (80 + 20)
+    assert sized.fov_mm == (200.0, 240.0)  # 2 (50 + 20) < 200 prescribed; 2 (97 + 20) -> 240
     assert sized.n_slices == 26 and sized.slab_mm == 130.0 and sized.spacing_mm == 5.0  # 2 (60 + 5)
     np.testing.assert_allclose(sized.normal, Z)
     moved = sized_to_brain(axial(centre=(0, 0, 30)), points, scalp_mm=15.0, allowance_mm=5.0)
-    assert moved.n_slices == 18 and moved.fov_mm == (140.0, 200.0)  # 2 (40 + 5): the far side
+    assert moved.n_slices == 18 and moved.fov_mm == (200.0, 240.0)  # 2 (40 + 5): the far side
     assert sized_to_brain(axial(), np.zeros((0, 3))).fov_mm == (200.0, 230.0)  # no brain: as prescribed

@@ -2,10 +2,12 @@
 
 The catalogue's prescriptions (`catalogue.PRESCRIPTIONS`) are an adult's defaults. The
 planes that image the whole brain (`BRAIN_PLANES`) are resized to the brain Coverage-Net
-found: the field of view, centred on the plane's centre as the report draws it, reaches the
-brain's farthest point along the plane's row and column plus the scalp and an allowance for
-the map's error; the slab, centred on the plane too, reaches its farthest point along the
-normal plus the allowance, in whole slices of the prescribed spacing. The planes of one
+found: the slab, centred on the plane as the report draws it, reaches the brain's farthest
+point along the normal plus an allowance for the map's error, in whole slices of the
+prescribed spacing; the field of view, centred on the plane's centre too, grows where the
+brain's farthest point along the plane's row or column plus the scalp and the allowance
+needs more than the prescription, and never shrinks below it: the map shows the brain, not
+the face and ears that an adult's field of view holds against wrap-around. The planes of one
 structure (optic nerves, pituitary, inner ears, hippocampi, circle of Willis) keep their
 prescription: their size is the structure's, not the brain's. So does OM: its centre lies
 at the skull base, and a slab centred there that covered the brain would be twice the
@@ -28,16 +30,17 @@ FOV_STEP_MM = 10.0  # fields of view rounded up to whole centimetres, as console
 
 def sized_to_brain(plane: Plane, brain_lps: np.ndarray, scalp_mm: float = SCALP_MM,
                    allowance_mm: float = EDGE_ALLOWANCE_MM) -> Plane:
-    """`plane` with its field of view and slab covering the points `brain_lps` (n, 3; LPS mm)
-    about its centre: the field of view with `scalp_mm + allowance_mm` beyond the farthest
-    point on each side, the slab with `allowance_mm`; the slice spacing kept. Without points
-    the plane is returned as prescribed."""
+    """`plane` with its slab covering the points `brain_lps` (n, 3; LPS mm) about its centre
+    with `allowance_mm` beyond the farthest on each side (the slice spacing kept), and its
+    field of view widened where they need `scalp_mm + allowance_mm` beyond the farthest
+    point on each side, never narrowed. Without points the plane is returned as
+    prescribed."""
     points = np.asarray(brain_lps, dtype=float).reshape(-1, 3)
     if not len(points):
         return plane
     reach = np.abs((points - plane.centre) @ np.stack([plane.row, plane.col, plane.normal]).T
                    ).max(axis=0)
-    fov = tuple(float(FOV_STEP_MM * np.ceil(2 * (r + scalp_mm + allowance_mm) / FOV_STEP_MM))
-                for r in reach[:2])
+    fov = tuple(max(float(FOV_STEP_MM * np.ceil(2 * (r + scalp_mm + allowance_mm) / FOV_STEP_MM)),
+                    prescribed) for r, prescribed in zip(reach[:2], plane.fov_mm))
     n_slices = int(np.ceil(2 * (reach[2] + allowance_mm) / plane.spacing_mm))
     return replace(plane, fov_mm=fov, n_slices=n_slices, slab_mm=n_slices * plane.spacing_mm)
