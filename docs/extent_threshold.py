@@ -22,13 +22,12 @@ import numpy as np
 
 from image_class_thresholds import FAST, HEADS
 from isp_node.cascade.brain import MAP_EXTENT_THRESHOLD, brain_extent
-from isp_node.cascade.datasets import load_shards, make_dataset
+from isp_node.cascade.datasets import IMAGE_FIELDS, load_shards, make_dataset, per_case
 from isp_node.cascade.evaluation import coverage_metrics, predict_in_batches
 from isp_node.cascade.inference import load_model
 from isp_node.simulation.cases import head_of
 
 THRESHOLDS = (0.5, 0.45, 0.4, 0.35, 0.3, 0.25)
-PER_IMAGE = ("images", "labels", "orientations", "brain_mm2", "image_frames")
 
 
 def tuning_maps(description: str, fields: tuple[str, ...] = ()
@@ -47,7 +46,7 @@ def tuning_maps(description: str, fields: tuple[str, ...] = ()
     maps = predict_in_batches(model, d["volumes"][keep], 2)[..., 0]
     cases = np.flatnonzero(keep)
     return maps, d["brains"][keep].astype(np.float32) / 255, {
-        f: [d[f][d["owners"] == case] for case in cases] if f in PER_IMAGE else d[f][keep]
+        f: per_case(d[f], d["owners"], cases) if f in IMAGE_FIELDS else d[f][keep]
         for f in fields}
 
 

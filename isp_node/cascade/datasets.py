@@ -126,6 +126,15 @@ def make_dataset(directory: Path, spec: DatasetSpec, processes: int = 2,
     return paths
 
 
+# the shard fields with one entry per image (the others have one per case)
+IMAGE_FIELDS = ("images", "labels", "owners", "orientations", "brain_mm2", "image_frames")
+
+
+def per_case(values: np.ndarray, owners: np.ndarray, cases: np.ndarray) -> list[np.ndarray]:
+    """A per-image field of `load_shards`, split into one array for each of `cases`."""
+    return [values[owners == case] for case in cases]
+
+
 def load_shards(paths: list[Path], fields: tuple[str, ...]) -> dict[str, np.ndarray]:
     """Concatenate `fields` of several shards (per-image fields re-indexed per case)."""
     out: dict[str, list] = {f: [] for f in fields}

@@ -51,7 +51,7 @@ def evaluate_coverage(model, shards: list[Path]) -> dict:
         predicted[usable], truth[usable], data["origins"][cases], data["planes"][cases])
     results["run_off"] = run_off_metrics(
         predicted[usable], truth[usable], data["origins"][cases],
-        [data["image_frames"][data["owners"] == case] for case in cases])
+        datasets.per_case(data["image_frames"], data["owners"], cases))
     results.update(drawn_without_brain(predict_in_batches(model, data["volumes"][~keep], 2)[..., 0]))
     return results
 
@@ -66,26 +66,28 @@ def brain_plane_coverage(predicted: np.ndarray, truth: np.ndarray, origins: np.n
     true brain needs with no allowance (median of the difference: what the allowance costs).
     `allowance_mm` as `sized_to_brain`'s, by default the node's."""
     voxel_ml = GRID_SPACING_MM**3 / 1000
+    outside = {key: [] for key in BRAIN_PLANES}
+    extra = {key: [] for key in BRAIN_PLANES}
+    for p, t, origin, array in zip(predicted, truth, origins, planes):
+        grid = Grid(GRID_SHAPE, GRID_SPACING_MM, np.asarray(origin, dtype=float))
+        frame = frame_from(array[PLANE_KEYS.index("MSP"), 1], array[PLANE_KEYS.index("ACPC"), 1])
+        drawn, true = brain_points(p, grid), brain_points(t, grid, THRESHOLD)
+        for key in BRAIN_PLANES:
+            centre, normal = array[PLANE_KEYS.index(key)]
+            sized = sized_to_brain(make_plane(key, centre, normal, frame), drawn,
+                                   allowance_mm=allowance_mm)
+            offsets = (true - sized.centre) @ np.stack([sized.row, sized.col, sized.normal]).T
+            half = np.array([*sized.fov_mm, sized.slab_mm]) / 2
+            outside[key].append(float(np.any(np.abs(offsets) > half, axis=1).sum() * voxel_ml))
+            needed = np.ceil(2 * np.abs(offsets[:, 2]).max(initial=0.0) / sized.spacing_mm)
+            extra[key].append(sized.n_slices - needed)
     out = {}
     for key in BRAIN_PLANES:
-        outside, extra = [], []
-        for p, t, origin, array in zip(predicted, truth, origins, planes):
-            grid = Grid(GRID_SHAPE, GRID_SPACING_MM, np.asarray(origin, dtype=float))
-            frame = frame_from(array[PLANE_KEYS.index("MSP"), 1], array[PLANE_KEYS.index("ACPC"), 1])
-            centre, normal = array[PLANE_KEYS.index(key)]
-            sized = sized_to_brain(make_plane(key, centre, normal, frame), brain_points(p, grid),
-                                   allowance_mm=allowance_mm)
-            offsets = (brain_points(t, grid, THRESHOLD) - sized.centre) @ np.stack(
-                [sized.row, sized.col, sized.normal]).T
-            half = np.array([*sized.fov_mm, sized.slab_mm]) / 2
-            outside.append(float(np.any(np.abs(offsets) > half, axis=1).sum() * voxel_ml))
-            needed = np.ceil(2 * np.abs(offsets[:, 2]).max(initial=0.0) / sized.spacing_mm)
-            extra.append(sized.n_slices - needed)
-        outside = np.array(outside)
-        out[key] = {"cut_share": float(np.mean(outside > 0)) if len(outside) else None,
-                    "outside_ml_p95": float(np.percentile(outside, 95)) if len(outside) else None,
-                    "outside_ml_max": float(outside.max(initial=0.0)),
-                    "extra_slices_median": float(np.median(extra)) if extra else None}
+        cut = np.array(outside[key])
+        out[key] = {"cut_share": float(np.mean(cut > 0)) if len(cut) else None,
+                    "outside_ml_p95": float(np.percentile(cut, 95)) if len(cut) else None,
+                    "outside_ml_max": float(cut.max(initial=0.0)),
+                    "extra_slices_median": float(np.median(extra[key])) if extra[key] else None}
     return out
 
 
