@@ -332,7 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "another --work)")
             sub.add_argument("--start-from", metavar="FILE", help="start from these weights of "
                              "the same network (.keras) instead of random ones, e.g. to train "
-                             "a development checkpoint further")
+                             "the installed networks further")
             sub.add_argument("--learning-rate", type=float, metavar="RATE", help="Adam's "
                              "starting rate (default: the recipe's), e.g. a lower one to "
                              "train further from --start-from without undoing what it learnt")

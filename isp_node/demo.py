@@ -18,6 +18,7 @@ from pynetdicom.sop_class import (
 )
 
 from isp_node.config import config_from_dict
+from isp_node.geometry.planes import Plane, centre_distance_mm, normal_angle_deg
 from isp_node.outputs.localizer import Localizer
 from isp_node.outputs.overlay import plan_lines, render_rgb
 from isp_node.outputs.planning_report import SERIES_DESCRIPTION as REPORT_DESCRIPTION
@@ -151,21 +152,27 @@ def scanner_axis_angle(normal: np.ndarray) -> str:
     return f"{('sag', 'cor', 'ax')[axis]} {angle:4.1f} deg"
 
 
-def print_plan(result: PlanningResult) -> None:
-    """The verdict and one line per plane: key, centre, normal, tilt, status."""
+def print_plan(result: PlanningResult, truth: dict[str, Plane] | None = None) -> None:
+    """The verdict and one line per plane: key, centre, normal, tilt, how far off the
+    `truth` it is (a simulated localizer's: angle and distance, as evaluated), status."""
     counts = {c: sum(1 for i in result.images if i.image_class == c) for c in IMAGE_CLASSES}
     print(f"  verdict   {'usable' if result.usable else 'NOT usable'}: {result.message} "
           f"(images: {', '.join(f'{n} {c}' for c, n in counts.items())})")
     if not result.planes:
-        print("  planes    none planned (Orientation-Net, stage 3, not installed yet)")
+        print("  planes    none planned" + ("" if result.usable else " (localizer not usable)"))
         return
-    print(f"  {'plane':<12} {'centre (mm LPS)':<26} {'normal':<24} {'to scanner axes':<16} status")
+    off = f"{'off the truth':<18} " if truth else ""
+    print(f"  {'plane':<12} {'centre (mm LPS)':<26} {'normal':<24} {'to scanner axes':<16} "
+          f"{off}status")
     for planned in result.planes:
         p = planned.plane
         centre = " ".join(f"{v:7.1f}" for v in p.centre)
         normal = " ".join(f"{v:6.3f}" for v in p.normal)
+        if truth:
+            true = truth[planned.key]
+            off = f"{normal_angle_deg(p, true):4.1f} deg {centre_distance_mm(p, true):4.1f} mm    "
         print(f"  {planned.key:<12} {centre:<26} {normal:<24} {scanner_axis_angle(p.normal):<16} "
-              f"{planned.status.value} ({planned.confidence:.2f})")
+              f"{off}{planned.status.value} ({planned.confidence:.2f})")
 
 
 def write_overlay_png(localizer: Localizer, result: PlanningResult, path: Path,
@@ -199,7 +206,7 @@ def _exercise(node: Node, out: Path) -> int:
         report_path = out / "planning_report.dcm"
         reports[0].save_as(report_path, enforce_file_format=True)
         result = read_planning_report(reports[0])
-        print_plan(result)
+        print_plan(result, case.planes)
         overlay = out / "overlay.png"
         write_overlay_png(Localizer.from_files(files), result, overlay)
         print(f"  files     report {report_path}, overlay {overlay}")

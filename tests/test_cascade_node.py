@@ -1,5 +1,5 @@
-"""The node runs stages 1-2 of the cascade on a received localizer, with the trained
-networks shipped in models/."""
+"""The node runs the cascade on a received localizer, with the trained networks shipped in
+models/."""
 
 import json
 import re
@@ -11,6 +11,9 @@ from pynetdicom.sop_class import MRImageStorage
 
 from conftest import NODE_AE
 from isp_node.cascade.planner import COVERAGE_MODEL, models_dir
+from isp_node.geometry import PLANE_KEYS
+from isp_node.geometry.planes import normal_angle_deg
+from isp_node.pipeline.result import PlanningResult
 from isp_node.pipeline.volume import Grid
 from isp_node.simulation.cases import simulate_case
 from isp_node.simulation.tensors import brain_target
@@ -54,8 +57,14 @@ def test_worker_judges_the_localizer(make_node, tmp_path, kind, mni_head, pydefa
         true_ml = float(truth.sum()) * 4.0**3 / 1000  # about 1.9 l: the template's brain includes its CSF
         # Coverage-Net's volumes are within -18% / +31% of the truth on 90% of held-out localizers
         assert 0.7 * true_ml < result["brain"]["volume_ml"] < 1.4 * true_ml, true_ml
+        # stage 3 as installed plans every key, each with a status
+        assert "Orientation-Net fine stage" in result["models"]
+        planes = {p.key: p for p in PlanningResult.from_json(result).planes}
+        assert set(planes) == set(PLANE_KEYS)
+        assert normal_angle_deg(planes["MSP"].plane, case.planes["MSP"]) < 10.0
     else:
         assert not result["usable"] and "artifacts" in result["message"]
+        assert result["planes"] == []
 
 
 def test_a_brain_running_off_the_localizer_is_planned_with_a_warning(make_node, tmp_path,
@@ -93,14 +102,11 @@ def test_stacks_sent_as_one_series_per_orientation_are_planned_together(
     import shutil
 
     from isp_node.cascade.planner import IQ_MODEL, ORIENTATION_MODEL
-    from isp_node.geometry.planes import normal_angle_deg
-    from isp_node.pipeline.result import PlanningResult
 
     models = tmp_path / "models"
     models.mkdir()
-    for name in (IQ_MODEL, COVERAGE_MODEL):
+    for name in (IQ_MODEL, COVERAGE_MODEL, ORIENTATION_MODEL):  # the first stage of stage 3 alone
         shutil.copy(models_dir() / name, models / name)
-    shutil.copy(models_dir() / "development" / ORIENTATION_MODEL, models / ORIENTATION_MODEL)
     monkeypatch.setenv("ISP_NODE_MODELS", str(models))
     case = simulate_case(21, kind="usable", protocol="separate_stacks", head="mni")
     paths = case.write(tmp_path / "case")

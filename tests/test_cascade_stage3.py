@@ -39,8 +39,7 @@ def test_installed_orientation_net_gives_planes_in_the_planner_shape(tmp_path: P
 
 def test_a_fine_stage_that_finds_nothing_leaves_the_first_stages_planes(tmp_path: Path):
     for name in (IQ_MODEL, COVERAGE_MODEL, ORIENTATION_MODEL):
-        shutil.copy(models_dir() / ("development" if name == ORIENTATION_MODEL else "") / name,
-                    tmp_path / name)
+        shutil.copy(models_dir() / name, tmp_path / name)
     first = Cascade(tmp_path)
     blind = build_orientation_net(len(PLANE_KEYS), FINE_SHAPE)  # distances saturated everywhere
     distance = blind.get_layer("distance")
@@ -65,8 +64,7 @@ def test_the_first_stage_looks_again_with_the_head_upright(tmp_path: Path, monke
     import isp_node.cascade.planner as planner
 
     for name in (IQ_MODEL, COVERAGE_MODEL, ORIENTATION_MODEL):
-        shutil.copy(models_dir() / ("development" if name == ORIENTATION_MODEL else "") / name,
-                    tmp_path / name)
+        shutil.copy(models_dir() / name, tmp_path / name)
     cascade = Cascade(tmp_path)
     case = simulate_case(22, kind="usable", protocol="three_plane", resolution_mm=GRID_SPACING_MM)
     monkeypatch.setattr(planner, "FIRST_PASSES", 1)
@@ -84,8 +82,8 @@ def test_the_first_stage_looks_again_with_the_head_upright(tmp_path: Path, monke
         assert angle(twice[key]["normal"], case.planes[key].normal) < 16.0, key
 
 
-def test_whole_brain_planes_cover_the_simulated_brain(tmp_path: Path):
-    """The MSP and AC-PC planes the node plans (development Orientation-Net) are sized to the
+def test_whole_brain_planes_cover_the_simulated_brain():
+    """The MSP and AC-PC planes the node plans (Orientation-Net as shipped) are sized to the
     brain Coverage-Net finds: their slabs hold every voxel of the simulated brain (4 mm, on
     the grid the node uses) by no more than allowance and rounding, their fields of view by
     at least the scalp and, where wider than prescribed, by no more than scalp, allowance
@@ -95,11 +93,8 @@ def test_whole_brain_planes_cover_the_simulated_brain(tmp_path: Path):
     from isp_node.pipeline.volume import Grid, localizer_centre
     from isp_node.simulation.tensors import GRID_SHAPE, brain_target
 
-    for name in (IQ_MODEL, COVERAGE_MODEL, ORIENTATION_MODEL, FINE_MODEL):
-        shutil.copy(models_dir() / ("development" if name in (ORIENTATION_MODEL, FINE_MODEL)
-                                    else "") / name, tmp_path / name)
     case = simulate_case(4, kind="usable", protocol="three_plane", resolution_mm=GRID_SPACING_MM)
-    planes = {p["key"]: p for p in Cascade(tmp_path).run(case.slices)["planes"]}
+    planes = {p["key"]: p for p in Cascade().run(case.slices)["planes"]}  # as installed
     grid = Grid.centred(localizer_centre(case.slices), GRID_SHAPE, GRID_SPACING_MM)
     brain = grid.origin + np.argwhere(brain_target(case.subject, grid) >= 0.5) * grid.spacing
     assert set(planes) == set(PLANE_KEYS)

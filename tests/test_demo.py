@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+from dataclasses import replace
 
 import pydicom
 import pytest
@@ -25,6 +26,20 @@ def test_plan_table_has_a_line_per_plane(capsys):
         assert [float(v) for v in fields[1:4]] == pytest.approx(planned.plane.centre, abs=0.06)
         assert [float(v) for v in fields[4:7]] == pytest.approx(planned.plane.normal, abs=6e-4)
         assert fields[7] in ("sag", "cor", "ax") and 0 <= float(fields[8]) <= 90
+
+
+def test_plan_table_shows_how_far_each_plane_is_off_the_simulated_truth(capsys):
+    result = example_result()
+    truth = {p.key: p.plane for p in result.planes}
+    key = result.planes[0].key
+    truth[key] = replace(truth[key], centre=truth[key].centre + 2.5 * truth[key].normal)
+    print_plan(result, truth)
+    lines = capsys.readouterr().out.splitlines()
+    assert "off the truth" in lines[1]
+    for line, planned in zip(lines[2:], result.planes, strict=True):
+        fields = line.split()
+        assert fields[-2] == planned.status.value
+        assert fields[10:14] == ["0.0", "deg", "2.5" if planned.key == key else "0.0", "mm"]
 
 
 @pytest.mark.slow

@@ -2,21 +2,15 @@
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from isp_node.cascade.planner import (
-    COVERAGE_MODEL, FINE_MODEL, IQ_MODEL, ORIENTATION_MODEL, models_dir)
 from isp_node.geometry import PLANE_KEYS
 from isp_node.geometry.planes import normal_angle_deg
 from isp_node.pipeline.result import PlanningResult
-
-DEVELOPMENT = Path(__file__).resolve().parents[1] / "models" / "development"
-
 
 def plan(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "isp_node", "plan", *args], capture_output=True,
@@ -29,15 +23,9 @@ def test_plan_writes_the_planners_result_with_every_plane(mni_head, tmp_path):
 
     case = simulate_case(11, kind="usable", protocol="three_plane", head="mni")
     case.write(tmp_path / "case")  # DICOM files and truth.json, which is no DICOM file
-    models = tmp_path / "models"
-    models.mkdir()
-    for name in (IQ_MODEL, COVERAGE_MODEL):
-        shutil.copy(models_dir() / name, models / name)
-    for name in (ORIENTATION_MODEL, FINE_MODEL):
-        shutil.copy(DEVELOPMENT / name, models / name)
     out = tmp_path / "plan.json"
 
-    run = plan(str(tmp_path / "case"), "--models", str(models), "--json", str(out))
+    run = plan(str(tmp_path / "case"), "--json", str(out))  # the installed models
     assert run.returncode == 0, run.stdout + run.stderr
     result = json.loads(out.read_text())
     assert result["usable"] and result["planner"] == "cascade"
@@ -46,7 +34,7 @@ def test_plan_writes_the_planners_result_with_every_plane(mni_head, tmp_path):
     assert sorted(p["key"] for p in result["planes"]) == sorted(PLANE_KEYS)
     assert "Orientation-Net" in result["models"] and "Orientation-Net fine stage" in result["models"]
     found = {p.key: p.plane for p in PlanningResult.from_json(result).planes}
-    # the development network is degrees off, not tens of degrees: these are its planes
+    # the network is degrees off, not tens of degrees: these are its planes
     assert normal_angle_deg(found["MSP"], case.planes["MSP"]) < 10.0
     assert normal_angle_deg(found["ACPC"], case.planes["ACPC"]) < 15.0
     assert "verdict   usable" in run.stdout and "skipped   truth.json" in run.stdout

@@ -281,12 +281,15 @@ def frame_from(left: np.ndarray, superior: np.ndarray) -> HeadFrame:
 # should agree to within about EXPECTED_RESIDUAL_MM, be many, form a true distance field
 # (gradient 1), MSP must be perpendicular to ACPC (every plane is oriented by them), and
 # the localizer should mirror itself about the MSP (`symmetry`; the strongest of these
-# signals, but far from a calibrated one: see the model card).
+# signals, but far from a calibrated one: see the model card). OK only from OK_CONFIDENCE,
+# the lowest confidence at which at least 95% of the planes over 3 degrees or 3 mm off are
+# not OK on each tuning head (`docs/status_threshold.py`); with these weak signals that
+# leaves few planes OK and flags most good ones (models/orientation_net.md, "Status").
 EXPECTED_RESIDUAL_MM = 2.0
 MIN_SUPPORT = 200.0
 MIRROR_MATCH_RANGE = (0.6, 0.9)  # the symmetry's match from doubtful to convincing ...
 UNCONFIRMED_FRAME = 0.25  # ... and the factor where it did not confirm the MSP at all
-OK_CONFIDENCE, LOW_CONFIDENCE = 0.5, 0.2
+OK_CONFIDENCE, LOW_CONFIDENCE = 0.88, 0.2
 
 
 def plane_confidence(fit: PlaneFit, frame_error_deg: float, mirror_match: float | None = None) -> float:

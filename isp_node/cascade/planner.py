@@ -42,11 +42,11 @@ ORIENTATION_MODEL = "orientation_net.keras"
 FINE_MODEL = "orientation_fine_net.keras"
 # the first stage looks twice: the second time in the head frame of its first MSP and AC-PC
 # plane (the planes it keeps 0.3-2.6 degrees more consistent on the real heads, 0.2-1.3 closer
-# on the unseen head; about 90 ms: models/development/orientation_net.md)
+# on the unseen head; about 90 ms: models/orientation_net.md)
 FIRST_PASSES = 2
 # the fine stage looks twice: the second time in the head frame of its own first AC-PC plane
 # (the hippocampal planes 0.2-0.5 degree better, the real heads' planes more consistent; about
-# 65 ms: models/development/orientation_fine_net.md)
+# 65 ms: models/orientation_fine_net.md)
 FINE_PASSES = 2
 
 
