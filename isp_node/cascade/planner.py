@@ -150,8 +150,9 @@ class Cascade:
 
     @staticmethod
     def _outputs(network, volume) -> np.ndarray:
-        """A network's distance and heat maps (X, Y, Z, 2K) on its input volume."""
-        return network(volume.tensor()[None]).numpy()[0]
+        """A network's distance and heat maps (X, Y, Z, 2K) on its input volume, read-only:
+        a view of the tensor's buffer (`.numpy()` would copy 15-29 MB, 6-8 ms a call)."""
+        return np.asarray(network(volume.tensor()[None]))[0]
 
     @staticmethod
     def _decode(grid: Grid, outputs: np.ndarray, volume, **options) -> dict[str, FittedPlane]:
