@@ -161,16 +161,15 @@ def print_plan(result: PlanningResult, truth: dict[str, Plane] | None = None) ->
     if not result.planes:
         print("  planes    none planned" + ("" if result.usable else " (localizer not usable)"))
         return
-    off = f"{'off the truth':<18} " if truth else ""
+    off_header = f"{'off the truth':<18} " if truth else ""
     print(f"  {'plane':<12} {'centre (mm LPS)':<26} {'normal':<24} {'to scanner axes':<16} "
-          f"{off}status")
+          f"{off_header}status")
     for planned in result.planes:
         p = planned.plane
         centre = " ".join(f"{v:7.1f}" for v in p.centre)
         normal = " ".join(f"{v:6.3f}" for v in p.normal)
-        if truth:
-            true = truth[planned.key]
-            off = f"{normal_angle_deg(p, true):4.1f} deg {centre_distance_mm(p, true):4.1f} mm    "
+        off = "" if not truth else (f"{normal_angle_deg(p, truth[planned.key]):4.1f} deg "
+                                    f"{centre_distance_mm(p, truth[planned.key]):4.1f} mm    ")
         print(f"  {planned.key:<12} {centre:<26} {normal:<24} {scanner_axis_angle(p.normal):<16} "
               f"{off}{planned.status.value} ({planned.confidence:.2f})")
 
