@@ -24,15 +24,16 @@ from pathlib import Path
 
 import numpy as np
 
+from isp_node.cascade.evaluation import (
+    BAD_ANGLE_DEG, BAD_DISTANCE_MM, cascade_plan, evaluate_orientation, is_bad_plane)
+
 FIRST_SEED = 6_000_000
-BAD_ANGLE_DEG, BAD_DISTANCE_MM = 3.0, 3.0
 KEEP_BAD = 0.95  # the share of bad planes that must not be OK
 
 
 def plane_records(models: Path, heads: list[str], n: int) -> list[dict]:
     """Every planned plane of `n` usable localizers per head: key, head, errors, confidence."""
-    from isp_node.cascade.evaluation import cascade_plan, evaluate_orientation
-    from isp_node.cascade.planner import Cascade
+    from isp_node.cascade.planner import Cascade  # loads TensorFlow: only when planning
 
     plan = cascade_plan(Cascade(models))
     records = []
@@ -48,8 +49,7 @@ def threshold_table(records: list[dict], thresholds: np.ndarray) -> tuple[float,
     """(the lowest threshold keeping KEEP_BAD of the bad planes from OK, rows of threshold,
     bad kept from OK, good flagged, planes OK)."""
     confidence = np.array([r["confidence"] for r in records])
-    bad = np.array([r["angle_deg"] > BAD_ANGLE_DEG or r["distance_mm"] > BAD_DISTANCE_MM
-                    for r in records])
+    bad = np.array([is_bad_plane(r["angle_deg"], r["distance_mm"]) for r in records])
     rows = [(t, float(np.mean(confidence[bad] < t)), float(np.mean(confidence[~bad] < t)),
              float(np.mean(confidence >= t))) for t in thresholds]
     chosen = next((t for t, kept, _, _ in rows if kept >= KEEP_BAD), float(thresholds[-1]))
@@ -69,7 +69,7 @@ def main() -> None:
         records = plane_records(args.models, args.heads, args.n)
         if args.records:
             args.records.write_text(json.dumps(records))
-    bad = [r["angle_deg"] > BAD_ANGLE_DEG or r["distance_mm"] > BAD_DISTANCE_MM for r in records]
+    bad = [is_bad_plane(r["angle_deg"], r["distance_mm"]) for r in records]
     print(f"{len(records)} planes, {sum(bad)} bad ({np.mean(bad):.1%}): over {BAD_ANGLE_DEG:g} "
           f"degrees or {BAD_DISTANCE_MM:g} mm off")
     _, rows = threshold_table(records, np.round(np.arange(0.05, 1.0, 0.05), 2))
@@ -87,7 +87,7 @@ def main() -> None:
         own = [r for r in records if r["head"] == head]
         _, ((_, kept, flagged, ok),) = threshold_table(own, np.array([chosen]))
         bad_ok = [r for r in own if r["confidence"] >= chosen
-                  and (r["angle_deg"] > BAD_ANGLE_DEG or r["distance_mm"] > BAD_DISTANCE_MM)]
+                  and is_bad_plane(r["angle_deg"], r["distance_mm"])]
         print(f"  {head}: {len(own)} planes, bad not OK {kept:.1%}, good not OK {flagged:.1%}, "
               f"OK {ok:.1%} ({len(bad_ok)} of them bad)")
 

@@ -251,6 +251,13 @@ def evaluate_through_dicom(cascade, seeds: range, head: str, unusable_fraction: 
 TILT_BANDS_DEG = {"under 10": (0.0, 10.0), "10-20": (10.0, 20.0), "20 or more": (20.0, 91.0)}
 TILT_KEYS = ("MSP", "ACPC", "HIPPO_AX", "HIPPO_COR")
 PLANNED_MM = FINE_SPACING_MM  # localizers to plan are rendered no finer than the finest grid
+# a plane this far off (either) should not be OK (the status's calibration target)
+BAD_ANGLE_DEG, BAD_DISTANCE_MM = 3.0, 3.0
+
+
+def is_bad_plane(angle_deg: float, distance_mm: float) -> bool:
+    """Whether a plane's error makes it one the status must not call OK."""
+    return angle_deg > BAD_ANGLE_DEG or distance_mm > BAD_DISTANCE_MM
 
 Plan = Callable[[SimulatedCase], list[dict]]  # a simulated localizer -> the planner's plane entries
 
@@ -308,7 +315,7 @@ class PlaneScores:
                 self.by_tilt[band][key].append(angle)
                 self.by_protocol.setdefault(protocol, {k: [] for k in TILT_KEYS})[key].append(
                     (angle, distance))
-            bad = angle > 3.0 or distance > 3.0
+            bad = is_bad_plane(angle, distance)
             (self.bad_flagged if bad else self.good_flagged).append(found[key]["status"] != "OK")
             if self.records is not None:
                 self.records.append({"key": key, "angle_deg": angle, "distance_mm": distance,
