@@ -292,6 +292,17 @@ def test_random_artifacts_crop_or_fold_the_sampling_margin():
         artifacts.apply_random_artifacts(wide, rng(), "catastrophic")
 
 
+def test_a_heavy_artifact_is_never_wrap_around_alone():
+    # the fold lands at the field of view's edge: alone it leaves the brain clean
+    wide = head_like_slice(160)
+    folded = 0
+    for seed in range(60):
+        _, applied = artifacts.apply_random_artifacts(wide, rng(seed), "heavy", phase_axis=1, margin_px=16)
+        assert set(applied) - {"wrap_around"}
+        folded += "wrap_around" in applied
+    assert 0 < folded < 60
+
+
 def test_heavy_artifacts_change_the_image_much_more_than_mild():
     image = head_like_slice()
 

@@ -17,8 +17,9 @@ from isp_node.cascade.orientation import ORIENTATION_SHAPE, plane_array
 SHARD_SIZE = 25
 # shards of another format are made again (9: images without brain are irrelevant; 10: each
 # image's frame in the patient, for the brain Coverage-Net finds in it; 11: ROBEX's brain for
-# every head; 12: no brain to draw where no image shows one, as in a noise-only localizer)
-FORMAT = 12
+# every head; 12: no brain to draw where no image shows one, as in a noise-only localizer; 13:
+# a heavy artifact is never wrap-around alone, which shows no artifact over the brain)
+FORMAT = 13
 
 
 @dataclass(frozen=True)

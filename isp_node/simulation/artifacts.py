@@ -287,7 +287,10 @@ def apply_random_artifacts(image: np.ndarray, rng: np.random.Generator, severity
 
     ``mild`` keeps a localizer usable (faint ghosts, shallow drop-out, rare weak
     spikes); ``heavy`` makes it artifact-dominated (at least one of strong
-    ghosting or smearing, spikes, deep drop-out, wrap-around or very low SNR).
+    ghosting or smearing, spikes, deep drop-out or very low SNR). Wrap-around folds
+    the margin onto the field of view's edges, away from the brain, so it never
+    dominates an image: at either severity it comes with the same chance, alone only
+    when mild.
     When ``margin_px`` > 0 the image was sampled that much wider on each side of
     the phase axis: the margins are folded in (wrap-around) or cropped (phase
     oversampling), so the result is ``2 * margin_px`` shorter along that axis.
@@ -300,12 +303,12 @@ def apply_random_artifacts(image: np.ndarray, rng: np.random.Generator, severity
     axis = int(rng.integers(2)) if phase_axis is None else phase_axis
     heavy = severity == "heavy"
     candidates = ["wrap_around", "motion_ghosts", "spikes", "signal_dropout", "noise"]
+    chances = {"wrap_around": 0.3, "motion_ghosts": 0.35, "spikes": 0.05, "signal_dropout": 0.2, "noise": 0.0}
     if heavy:
-        count = int(rng.integers(1, 3))
-        options = [name for name in candidates if name != "wrap_around" or margin_px > 0]
-        chosen = set(rng.choice(options, size=min(count, len(options)), replace=False))
+        chosen = set(rng.choice(candidates[1:], size=int(rng.integers(1, 3)), replace=False))
+        if rng.uniform() < chances["wrap_around"]:
+            chosen.add("wrap_around")
     else:
-        chances = {"wrap_around": 0.3, "motion_ghosts": 0.35, "spikes": 0.05, "signal_dropout": 0.2, "noise": 0.0}
         chosen = {name for name in candidates if rng.uniform() < chances[name]}
     applied = []
     if margin_px > 0:
