@@ -302,10 +302,11 @@ def apply_random_artifacts(image: np.ndarray, rng: np.random.Generator, severity
     image = _as_float(image).copy()
     axis = int(rng.integers(2)) if phase_axis is None else phase_axis
     heavy = severity == "heavy"
-    candidates = ["wrap_around", "motion_ghosts", "spikes", "signal_dropout", "noise"]
+    dominating = ["motion_ghosts", "spikes", "signal_dropout", "noise"]
+    candidates = ["wrap_around", *dominating]
     chances = {"wrap_around": 0.3, "motion_ghosts": 0.35, "spikes": 0.05, "signal_dropout": 0.2, "noise": 0.0}
     if heavy:
-        chosen = set(rng.choice(candidates[1:], size=int(rng.integers(1, 3)), replace=False))
+        chosen = set(rng.choice(dominating, size=int(rng.integers(1, 3)), replace=False))
         if rng.uniform() < chances["wrap_around"]:
             chosen.add("wrap_around")
     else:
