@@ -66,13 +66,15 @@ def test_a_brain_reaching_past_every_image_runs_off_on_that_side():
 
 
 def test_image_brain_area_from_the_map_on_the_image_plane():
-    """An 80 mm cube of brain: an image through it shows 80 x 80 mm, one tilted by 17
-    degrees 80 x 83.7 mm, one above it or off the grid nothing."""
+    """An 82 mm cube of brain, its faces between the 4 mm map's voxels: an image through it
+    shows 82 x 82 mm (whole voxels would make it 80 or 88), one tilted by 17 degrees
+    82 x 85.7 mm, one above it or off the grid nothing."""
     from isp_node.cascade.brain import image_brain_mm2
     from isp_node.pipeline.slices import ImageSlice
 
     grid = Grid.centred(np.zeros(3), (64, 64, 64), 4.0)
-    cube = (np.abs(grid.points()).max(axis=-1) <= 40).astype(np.float32)
+    # the map falls from 1 to 0 across 4 mm, through 0.5 at 41 mm from the centre
+    cube = np.clip(0.5 + (41.0 - np.abs(grid.points()).max(axis=-1)) / 4.0, 0.0, 1.0)
 
     def image(position, row=(1.0, 0.0, 0.0)):
         return ImageSlice(np.zeros((256, 256), np.float32), np.asarray(position, float), row,
@@ -84,9 +86,9 @@ def test_image_brain_area_from_the_map_on_the_image_plane():
                        image(-127.5 * tilted + (0.0, -127.5, 0.0), tilted),
                        image((-127.5, -127.5, 400.0))])
     areas = image_brain_mm2(cube, grid, frames)
-    assert areas[0] == pytest.approx(80 * 80, rel=0.03)
+    assert areas[0] == pytest.approx(82 * 82, rel=0.01)
     assert areas[1] == 0 and areas[3] == 0
-    assert areas[2] == pytest.approx(80 * 80 / np.cos(tilt), rel=0.05)
+    assert areas[2] == pytest.approx(82 * 82 / np.cos(tilt), rel=0.03)
     assert not image_brain_mm2(np.zeros_like(cube), grid, frames).any()
 
 
