@@ -1,6 +1,7 @@
 """The cascade's pieces that need no trained weights: verdicts, model shapes, training
 resume, brain summaries."""
 
+import itertools
 import json
 
 import numpy as np
@@ -67,14 +68,14 @@ def test_a_brain_reaching_past_every_image_runs_off_on_that_side():
 
 def test_image_brain_area_from_the_map_on_the_image_plane():
     """An 82 mm cube of brain, its faces between the 4 mm map's voxels: an image through it
-    shows 82 x 82 mm (whole voxels would make it 80 or 88), one tilted by 17 degrees
-    82 x 85.7 mm, one above it or off the grid nothing."""
+    shows 82 x 82 mm (averaged over where its samples fall: whole voxels would make it 80),
+    one tilted by 17 degrees 82 x 85.7 mm, one above it or off the grid nothing."""
     from isp_node.cascade.brain import image_brain_mm2
     from isp_node.pipeline.slices import ImageSlice
 
     grid = Grid.centred(np.zeros(3), (64, 64, 64), 4.0)
-    # the map falls from 1 to 0 across 4 mm, through 0.5 at 41 mm from the centre
-    cube = np.clip(0.5 + (41.0 - np.abs(grid.points()).max(axis=-1)) / 4.0, 0.0, 1.0)
+    # the map falls from 1 to 0 across 16 mm, through 0.5 at 41 mm from the centre
+    cube = np.clip(0.5 + (41.0 - np.abs(grid.points()).max(axis=-1)) / 16.0, 0.0, 1.0)
 
     def image(position, row=(1.0, 0.0, 0.0)):
         return ImageSlice(np.zeros((256, 256), np.float32), np.asarray(position, float), row,
@@ -82,13 +83,18 @@ def test_image_brain_area_from_the_map_on_the_image_plane():
 
     tilt = np.radians(17.0)
     tilted = np.array([np.cos(tilt), 0.0, np.sin(tilt)])
-    frames = np.stack([image((-127.5, -127.5, 0.0)), image((-127.5, -127.5, 60.0)),
-                       image(-127.5 * tilted + (0.0, -127.5, 0.0), tilted),
+    # the image moved by 0-3.5 mm along its rows and columns: its samples fall anywhere
+    # between the map's voxel centres
+    shifts = list(itertools.product(np.arange(8) * 0.5, repeat=2))
+    straight = [image((-127.5 + a, -127.5 + b, 0.0)) for a, b in shifts]
+    oblique = [image(-127.5 * tilted + (0.0, -127.5, 0.0) + a * tilted + (0.0, b, 0.0), tilted)
+               for a, b in shifts]
+    frames = np.stack([*straight, *oblique, image((-127.5, -127.5, 60.0)),
                        image((-127.5, -127.5, 400.0))])
     areas = image_brain_mm2(cube, grid, frames)
-    assert areas[0] == pytest.approx(82 * 82, rel=0.01)
-    assert areas[1] == 0 and areas[3] == 0
-    assert areas[2] == pytest.approx(82 * 82 / np.cos(tilt), rel=0.03)
+    assert areas[:64].mean() == pytest.approx(82 * 82, rel=0.01)
+    assert areas[64:128].mean() == pytest.approx(82 * 82 / np.cos(tilt), rel=0.03)
+    assert areas[128] == 0 and areas[129] == 0
     assert not image_brain_mm2(np.zeros_like(cube), grid, frames).any()
 
 

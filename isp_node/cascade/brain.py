@@ -7,14 +7,13 @@ interpolated linearly. A thresholded mask would round it to whole 4 mm voxels. T
 map's extent is read at `MAP_EXTENT_THRESHOLD`, below the 0.5 of its mask (volume,
 centre, images' brain) and of the truth's occupancy.
 Each localizer image's share of the brain is the map sampled on the image's plane,
-interpolated between voxels and thresholded there, so that an image at the brain's
-edge does not take its area from whole 4 mm voxels either.
+interpolated between voxels and thresholded there: an image at the brain's edge then
+takes its area from where the map crosses the threshold, not from whole 4 mm voxels.
 """
 
 import itertools
 
 import numpy as np
-from scipy import ndimage
 
 from isp_node.pipeline.interpolation import sample_trilinear
 from isp_node.pipeline.volume import Grid
@@ -31,11 +30,6 @@ MAP_EXTENT_THRESHOLD = 0.35
 # images, with 4 sides wrongly named (docs/brain_margins.py; Coverage-Net's card, "Brain beyond
 # the images")
 RUN_OFF_MM = 4.0
-# An image's brain area is sampled every 2 mm on the 4 mm map: images at the brain's edge,
-# where the area decides between brain and none, came out nearer their true area (median
-# error 464 -> 376 mm2 on the unseen head's images of 300-3,000 mm2); 1 mm sampling measured
-# the same and cost four times as much (LocalizerIQ-Net's card, "Image areas between voxels")
-AREA_SAMPLES_PER_VOXEL = 2
 # the patient's sides at the low and high ends of the LPS axes
 SIDES = (("right", "anterior", "inferior"), ("left", "posterior", "superior"))
 
@@ -110,38 +104,36 @@ def run_off_sides(brain: dict, frames: np.ndarray, beyond_mm: float = RUN_OFF_MM
 
 def image_brain_mm2(probability: np.ndarray, grid: Grid, frames: np.ndarray) -> np.ndarray:
     """The brain area (mm2) Coverage-Net's map shows in each image, from the images' frames
-    (n, 11) (`ImageSlice.frame`): the map sampled (trilinear, thresholded at `THRESHOLD`)
-    `AREA_SAMPLES_PER_VOXEL` times per grid spacing across each image's field of view, where
-    it can meet the brain's bounding box. All images at once: a 3D scout has over a hundred."""
+    (n, 11) (`ImageSlice.frame`): the map sampled (trilinear, then thresholded) every grid
+    spacing across each image's field of view, where it can meet the brain's bounding box.
+    All images at once: a 3D scout has over a hundred."""
     frames = np.asarray(frames, dtype=float).reshape(-1, 11)
     probability = np.asarray(probability, dtype=np.float32)
     mask = probability >= THRESHOLD
     areas = np.zeros(len(frames))
     if not mask.any():
         return areas
-    fine = AREA_SAMPLES_PER_VOXEL  # everything below in units of one sample step
-    found = np.argwhere(mask)  # the box, in voxels, where the interpolated map can reach THRESHOLD
-    corners = fine * np.array(list(itertools.product(*zip(found.min(axis=0) - 1.0,
-                                                          found.max(axis=0) + 1.0))))
-    step = grid.spacing / fine
-    starts, rows, cols = (frames[:, :3] - grid.origin) / step, frames[:, 3:6], frames[:, 6:9]
+    found = np.argwhere(mask)  # the box, in voxels, then everything in voxel units
+    corners = np.array(list(itertools.product(*zip(found.min(axis=0) - 1.0,
+                                                   found.max(axis=0) + 1.0))))
+    starts, rows, cols = (frames[:, :3] - grid.origin) / grid.spacing, frames[:, 3:6], frames[:, 6:9]
     relative = corners[None] - starts[:, None]  # (n, 8, 3)
     meets = np.ptp(np.sign(np.einsum("nkd,nd->nk", relative, np.cross(rows, cols))), axis=1) > 0
     (across, wide), (down, tall) = (
-        _samples(size / step, np.einsum("nkd,nd->nk", relative, axis), meets)
+        _samples(size / grid.spacing, np.einsum("nkd,nd->nk", relative, axis), meets)
         for size, axis in ((frames[:, 9], rows), (frames[:, 10], cols)))
     if across.shape[1] and down.shape[1]:
         points = (starts[:, None, None] + across[:, :, None, None] * rows[:, None, None]
                   + down[:, None, :, None] * cols[:, None, None])  # (n, across, down, 3)
         kept = wide[:, :, None] & tall[:, None, :]
-        inside = sample_trilinear(probability, np.eye(4) / fine, points[kept]) >= THRESHOLD
+        inside = sample_trilinear(probability, np.eye(4), points[kept]) >= THRESHOLD
         owners = np.broadcast_to(np.arange(len(frames))[:, None, None], kept.shape)[kept]
         areas += np.bincount(owners, weights=inside, minlength=len(frames))
-    return areas * step**2
+    return areas * grid.spacing**2
 
 
 def _samples(size: np.ndarray, reach: np.ndarray, meets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Sample positions one step apart across image sides of `size` (n,) voxels, centred
+    """Sample positions one voxel apart across image sides of `size` (n,) voxels, centred
     on each, kept where they fall between the least and greatest of `reach` (n, 8) and the
     image `meets` the box: (n, m) positions from the first kept, and which (n, m) are kept."""
     offset = size / 2 % 1.0
