@@ -43,7 +43,7 @@ def test_fine_targets_decode_into_the_catalogue_planes_in_a_given_frame(mni_head
     it is, mirror match and all."""
     from dataclasses import replace
 
-    from isp_node.cascade.orientation import FINE_KEYS, FittedPlane, fine_grid
+    from isp_node.cascade.orientation import FINE_KEYS, fine_grid
 
     pose = rigid(head_rotation(-11, 7, 4), np.array([3.0, 8.0, -6.0]))
     truth = {key: transform_plane(p, pose) for key, p in plane_catalogue(mni_head.landmarks).items()}

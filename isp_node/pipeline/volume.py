@@ -230,28 +230,6 @@ class LocalizerStacks:
         return LocalizerVolume(image.astype(np.float32), coverage.astype(np.float32), grid)
 
 
-def resample(self, grid: Grid, moved: np.ndarray | None = None) -> LocalizerVolume:
-        """The slices resampled onto `grid` (intensity normalised per localizer), carried first
-        by the rigid 4x4 transform `moved` if given (the head turned, pixels unchanged)."""
-        total = np.zeros(int(np.prod(grid.shape)), np.float64)
-        weight = np.zeros_like(total)
-        for g, group in enumerate(self.groups):
-            key = (g, grid.spacing)
-            if key not in self._prepared:
-                stack = PixelStack.of(group, grid.spacing)
-                self._prepared[key] = stack, stack.antialiased(grid.spacing)
-            stack, pixels = self._prepared[key]
-            if moved is not None:
-                group = [moved_slice(s, moved) for s in group]
-                stack = replace(stack, offset=rigid_parts(moved)[0] @ stack.offset)
-            _accumulate_group(group, stack, pixels, grid, total, weight)
-        total, weight = total.reshape(grid.shape), weight.reshape(grid.shape)
-        image = np.where(weight > 0, total / np.maximum(weight, 1e-9), 0.0)
-        coverage = np.clip(weight, 0, 1)
-        image /= intensity_scale(image, coverage)
-        return LocalizerVolume(image.astype(np.float32), coverage.astype(np.float32), grid)
-
-
 def resample(slices: list[ImageSlice], grid: Grid) -> LocalizerVolume:
     """Resample a localizer's slices onto `grid` (intensity normalised per localizer)."""
     return LocalizerStacks(slices).resample(grid)
