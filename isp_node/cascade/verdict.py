@@ -23,7 +23,7 @@ ANATOMY, IRRELEVANT = IQ_CLASSES.index("anatomy"), IQ_CLASSES.index("irrelevant"
 # Coverage-Net's map measures in 3D where LocalizerIQ-Net sees one 64 x 64 picture. Chosen on
 # simulated localizers of the four training heads (300 on the fast path, seeds 6,000,000+;
 # 100 through DICOM, seeds 7,000,000+), not on the evaluation sets (LocalizerIQ-Net's card,
-# "Classes from both networks"; checked again with areas sampled between the map's voxels,
+# "Classes from both networks"; checked again with the map read between its voxels,
 # "Image areas between voxels").
 NO_BRAIN_MM2 = 600.0  # the map shows less: irrelevant
 CLEAR_BRAIN_MM2 = 1500.0  # the map shows more: brain, where the localizer shows brain at all
