@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from isp_node.geometry import PLANE_KEYS, Plane, centre_distance_mm, normal_angle_deg, plane_catalogue, transform_plane
+from isp_node.geometry.planes import orthonormal
 from isp_node.geometry.catalogue import (
     FRAME_NORMALS, PRESCRIPTIONS, fit_plane, frame_constrained_normal, head_frame, hippocampal_axis)
 
@@ -291,10 +292,30 @@ def test_transform_plane_applies_rotation_and_translation():
     assert moved.fov_mm == (200.0, 230.0) and moved.n_slices == 30
 
 
-@pytest.mark.parametrize("matrix", [np.diag([2.0, 2, 2, 1]), np.diag([-1.0, 1, 1, 1]), np.eye(3)])
+def _nan_rotation():
+    matrix = np.eye(4)
+    matrix[0, 1] = np.nan
+    return matrix
+
+
+@pytest.mark.parametrize("matrix", [np.diag([2.0, 2, 2, 1]), np.diag([-1.0, 1, 1, 1]), np.eye(3),
+                                    np.array([[1.0, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0.1, 1]]),
+                                    _nan_rotation()])
 def test_transform_plane_refuses_non_rigid_matrices(matrix):
     with pytest.raises(ValueError):
         transform_plane(axial(), matrix)
+
+
+def test_orthonormal_as_numpy_would_say_it():
+    turned = rotation_about(X + Y, 33.0)[:3, :3]
+    assert orthonormal(np.eye(3)) and orthonormal(turned)
+    assert orthonormal(turned + 1e-7) and not orthonormal(turned + 1e-5)
+    assert orthonormal(turned + 1e-6, tolerance=1e-5)
+    assert not orthonormal(2 * turned) and not orthonormal(np.full((3, 3), np.nan))
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        basis = turned + rng.normal(scale=10 ** rng.uniform(-8, -4), size=(3, 3))
+        assert orthonormal(basis) == np.allclose(basis @ basis.T, np.eye(3), atol=1e-6)
 
 
 @pytest.mark.parametrize("degrees", [0.0, 0.7, 4.6, 30.0, 90.0])

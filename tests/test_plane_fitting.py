@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from isp_node.geometry.fitting import fit_distance_votes, weighted_centre
+from isp_node.geometry.fitting import fit_distance_votes, weighted_centres
 from isp_node.geometry.rotations import head_rotation
 
 
@@ -67,12 +67,20 @@ def test_refuses_too_few_or_degenerate_votes():
         fit_distance_votes(line, np.zeros(50))
 
 
-def test_weighted_centre_of_a_blob():
+def test_weighted_centres_of_blobs():
     axis = np.arange(-20.0, 21.0, 2.0)
     grid = np.stack(np.meshgrid(axis, axis, axis, indexing="ij"), -1)
-    centre = np.array([3.3, -1.7, 0.9])
-    heat = np.exp(-((grid - centre) ** 2).sum(axis=-1) / (2 * 4.0**2))
-    heat[0, 0, 0] = 0.4  # a faint spot far away is ignored
-    np.testing.assert_allclose(weighted_centre(heat, grid[0, 0, 0], 2.0), centre, atol=0.3)
-    np.testing.assert_allclose(weighted_centre(heat, grid[0, 0, 0] + 5.0, 2.0), centre + 5.0, atol=0.3)
-    assert weighted_centre(np.zeros_like(heat), grid[0, 0, 0], 2.0) is None
+    centres = np.array([[3.3, -1.7, 0.9], [-6.2, 4.4, 10.1]])
+    heat = np.stack([np.exp(-((grid - c) ** 2).sum(axis=-1) / (2 * 4.0**2)) for c in centres]
+                    + [np.zeros(grid.shape[:3])], axis=-1)
+    heat[0, 0, 0, 0] = 0.4  # a faint spot far away is ignored
+    heat[..., 1] *= 0.3  # each map against its own peak
+    found = weighted_centres(heat, grid[0, 0, 0], 2.0)
+    np.testing.assert_allclose(found[:2], centres, atol=0.3)
+    np.testing.assert_allclose(weighted_centres(heat, grid[0, 0, 0] + 5.0, 2.0)[:2], centres + 5.0,
+                               atol=0.3)
+    assert np.isnan(found[2]).all()  # a map without heat has no centre
+    for k in range(2):  # the heat-weighted mean of the points over half the map's peak
+        near = heat[..., k] >= 0.5 * heat[..., k].max()
+        expected = np.average(grid[near], axis=0, weights=heat[..., k][near])
+        np.testing.assert_allclose(found[k], expected, atol=1e-9)

@@ -15,11 +15,16 @@ def load_model(path: Path):
     return keras().models.load_model(path, compile=False)
 
 
-def warm_function(model):
+def warm_function(model, outputs: tuple[str, ...] = ()):
     """The model, its batch normalisations folded, as a tf.function traced once for any
-    batch size (model.predict adds ~0.1 s a call; a new trace per batch size would add more)."""
+    batch size (model.predict adds ~0.1 s a call; a new trace per batch size would add more);
+    with `outputs`, it returns those layers' outputs instead of the model's (a tuple: the
+    heads of Orientation-Net apart, without the final concatenation that the caller would
+    only split again, 2-3 ms of copying a call)."""
     tf = tensorflow()
     model = fold_batch_norm(model)
+    if outputs:
+        model = keras().Model(model.inputs, [model.get_layer(name).output for name in outputs])
     spec = tf.TensorSpec((None, *model.input_shape[1:]), tf.float32)
     return tf.function(lambda x: model(x, training=False), input_signature=[spec])
 

@@ -28,7 +28,7 @@ import numpy as np
 from isp_node.geometry.catalogue import (
     PLANE_KEYS, PRESCRIPTIONS, SAGITTAL, HeadFrame, frame_constrained_normal, hippocampal_axis,
     make_plane)
-from isp_node.geometry.fitting import PlaneFit, fit_distance_votes, weighted_centre
+from isp_node.geometry.fitting import PlaneFit, fit_distance_votes, weighted_centres
 from isp_node.geometry.planes import Plane, plane_json, rigid_parts, transform_plane, unit
 from isp_node.cascade.symmetry import symmetry_plane
 from isp_node.pipeline.threads import thread_pool
@@ -209,14 +209,14 @@ def planes_from_outputs(grid: Grid, distance: np.ndarray, heat: np.ndarray,
     frame = frame_from(msp.normal, acpc.normal)
     axes = np.stack([frame.left, frame.posterior, frame.superior])
     acpc_mid = msp.project(acpc.project(brain_centre - np.asarray(centre_from_acpc_mm) @ axes))
+    clear = [key for key in keys if peaks[index[key]] >= HEAT_TRUSTED]
+    blobs = dict(zip(clear, weighted_centres(heat[..., [index[key] for key in clear]],
+                                             grid.origin, grid.spacing)))
     centres = {}
     for key in keys:
         centre = acpc_mid + np.asarray(CENTRE_PRIOR_MM[key]) @ axes
-        k = index[key]
-        if peaks[k] >= HEAT_TRUSTED:
-            peak = weighted_centre(heat[..., k], grid.origin, grid.spacing)
-            if np.linalg.norm(peak - centre) < HEAT_REACH_MM:
-                centre = peak
+        if key in blobs and np.linalg.norm(blobs[key] - centre) < HEAT_REACH_MM:
+            centre = blobs[key]
         centres[key] = centre
     fitted = {"MSP": msp, "ACPC": acpc}
     others = [key for key in keys if key not in fitted]

@@ -40,6 +40,7 @@ IQ_MODEL = "localizer_iq_net.keras"
 COVERAGE_MODEL = "coverage_net.keras"
 ORIENTATION_MODEL = "orientation_net.keras"
 FINE_MODEL = "orientation_fine_net.keras"
+HEADS = ("distance", "heat")  # the layers of Orientation-Net's two maps (`build_orientation_net`)
 # the first stage looks twice: the second time in the head frame of its first MSP and AC-PC
 # plane (the planes it keeps 0.3-2.6 degrees more consistent on the real heads, 0.2-1.3 closer
 # on the unseen head; about 90 ms: models/orientation_net.md)
@@ -84,19 +85,21 @@ class Cascade:
         self.orientation = self.fine = None
         self.fine_keys = FINE_KEYS  # the planes the fine stage gives (the first stage the others)
         if (directory / ORIENTATION_MODEL).exists():
-            self.orientation = warm_function(load_model(directory / ORIENTATION_MODEL))
+            self.orientation = warm_function(load_model(directory / ORIENTATION_MODEL), HEADS)
             self.models["Orientation-Net"] = model_version(directory / ORIENTATION_MODEL)
             if (directory / FINE_MODEL).exists():
-                self.fine = warm_function(load_model(directory / FINE_MODEL))
+                self.fine = warm_function(load_model(directory / FINE_MODEL), HEADS)
                 self.models["Orientation-Net fine stage"] = model_version(directory / FINE_MODEL)
 
     def planes(self, stacks: LocalizerStacks, brain: dict, brain_lps: np.ndarray) -> list[dict]:
         """Stage 3: the planes (planner JSON entries) on the grid centred on the brain, looked
         at `FIRST_PASSES` times (from the second on, in the head frame of the MSP and ACPC
         found so far); then, with the fine stage installed, the `fine_keys` on the fine grid
-        about the AC-PC midpoint, in the head frame too (`FINE_PASSES` times). The first stage
-        fits a fine key itself only where the fine stage could not. The planes of the whole
-        brain are sized to the map's brain voxels `brain_lps` (`geometry.sizing`)."""
+        about the AC-PC midpoint, in the head frame too (`FINE_PASSES` times; a look before the
+        last gives only the AC-PC plane that the next is centred on and turned by). The first
+        stage fits a fine key itself only where the fine stage's last look could not. The
+        planes of the whole brain are sized to the map's brain voxels `brain_lps`
+        (`geometry.sizing`)."""
         size = float(np.max(np.subtract(brain["high_lps"], brain["low_lps"])))
         grid = orientation_grid(np.asarray(brain["centre_lps"]), size)
         first_keys = PLANE_KEYS if self.fine is None else tuple(
@@ -116,10 +119,11 @@ class Cascade:
         if fitted and frame_only:  # no look in the head frame found anything
             fitted = decode(first_keys)
         if self.fine is not None and fitted:
-            for _ in range(FINE_PASSES):
+            for fine_pass in range(1, FINE_PASSES + 1):
                 fine = self._look(self.fine, stacks, fine_grid(fitted["ACPC"].plane.centre), fitted,
                                   centre_from_acpc_mm=(0.0, 0.0, 0.0))
-                fitted |= fine(self.fine_keys, msp=fitted["MSP"])
+                fitted |= fine(self.fine_keys if fine_pass == FINE_PASSES else ("ACPC",),
+                               msp=fitted["MSP"])
             missing = tuple(k for k in self.fine_keys if k not in fitted)
             if missing:
                 fitted |= decode(missing, msp=msp)
@@ -149,16 +153,15 @@ class Cascade:
         return decode
 
     @staticmethod
-    def _outputs(network, volume) -> np.ndarray:
-        """A network's distance and heat maps (X, Y, Z, 2K) on its input volume, read-only:
-        a view of the tensor's buffer (`.numpy()` would copy 15-29 MB, 6-8 ms a call)."""
-        return np.asarray(network(volume.tensor()[None]))[0]
+    def _outputs(network, volume) -> tuple[np.ndarray, np.ndarray]:
+        """A network's distance and heat maps (X, Y, Z, K each) on its input volume, read-only:
+        views of the tensors' buffers (`.numpy()` would copy 7-15 MB each, 3-4 ms)."""
+        return tuple(np.asarray(head)[0] for head in network(volume.tensor()[None]))
 
     @staticmethod
-    def _decode(grid: Grid, outputs: np.ndarray, volume, **options) -> dict[str, FittedPlane]:
-        keys = len(PLANE_KEYS)
-        return planes_from_outputs(grid, outputs[..., :keys], outputs[..., keys:],
-                                   volume=volume, **options)
+    def _decode(grid: Grid, outputs: tuple[np.ndarray, np.ndarray], volume,
+                **options) -> dict[str, FittedPlane]:
+        return planes_from_outputs(grid, *outputs, volume=volume, **options)
 
     def run(self, slices) -> dict:
         """Verdict, per-image classes, brain coverage and planes of one localizer's slices."""

@@ -127,14 +127,20 @@ def _reweighted_least_squares(points, centre, distances, prior, solution, starte
     return solution, residual, weight, 0
 
 
-def weighted_centre(heat: np.ndarray, origin: np.ndarray, spacing: float,
-                    fraction: float = 0.5) -> np.ndarray | None:
-    """Centre of a heat blob on the regular grid ``origin + spacing * (i, j, k)``: the
-    heat-weighted mean of the points whose heat is at least `fraction` of the peak
-    (sub-voxel, and blind to faint heat elsewhere). None if all zero."""
-    peak = heat.max(initial=0.0)
-    if peak <= 0:
-        return None
-    near = np.argwhere(heat >= fraction * peak)
-    return np.asarray(origin, dtype=float) + spacing * np.average(
-        near, axis=0, weights=heat[tuple(near.T)].astype(float))
+def weighted_centres(heat: np.ndarray, origin: np.ndarray, spacing: float,
+                     fraction: float = 0.5) -> np.ndarray:
+    """Centres (K, 3) of the heat blobs of K maps (X, Y, Z, K) on the regular grid
+    ``origin + spacing * (i, j, k)``: each the heat-weighted mean of the points whose heat
+    is at least `fraction` of its map's peak (sub-voxel, and blind to faint heat
+    elsewhere); NaN where a map is all zero. All maps in one pass over the array."""
+    heat = np.asarray(heat)
+    peaks = heat.max(axis=(0, 1, 2), initial=0.0)
+    *at, channel = np.nonzero((heat >= fraction * peaks) & (peaks > 0))
+    weights = heat[(*at, channel)].astype(float)
+    total = np.bincount(channel, weights, minlength=heat.shape[-1])
+    sums = np.stack([np.bincount(channel, weights * index, minlength=heat.shape[-1])
+                     for index in at], axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        centres = np.asarray(origin, dtype=float) + spacing * sums / total[:, None]
+    centres[peaks <= 0] = np.nan
+    return centres

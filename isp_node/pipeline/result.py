@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from isp_node.geometry.planes import ORTHONORMAL_TOLERANCE, Plane, plane_json
+from isp_node.geometry.planes import Plane, orthonormal, plane_json
 
 # Plane keys become DICOM code values (VR SH): at most 16 characters.
 KEY_PATTERN = re.compile(r"[A-Z0-9_]{1,16}")
@@ -191,9 +191,9 @@ def _orthonormal(row: np.ndarray, col: np.ndarray,
     """Row, column and normal made exactly orthonormal when JSON rounding bent them
     slightly; anything further off is refused."""
     basis = np.stack([row, col, normal])
-    if not np.allclose(basis @ basis.T, np.eye(3), atol=ROUNDED_TOLERANCE):
+    if not orthonormal(basis, ROUNDED_TOLERANCE):
         raise ValueError("row, col and normal must be orthonormal unit vectors")
-    if np.allclose(basis @ basis.T, np.eye(3), atol=ORTHONORMAL_TOLERANCE):
+    if orthonormal(basis):
         return row, col, normal
     row = row / np.linalg.norm(row)
     col = col - (col @ row) * row
