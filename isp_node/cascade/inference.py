@@ -20,7 +20,7 @@ def warm_function(model, outputs: tuple[str, ...] = ()):
     batch size (model.predict adds ~0.1 s a call; a new trace per batch size would add more);
     with `outputs`, it returns those layers' outputs instead of the model's (a tuple: the
     heads of Orientation-Net apart, without the final concatenation that the caller would
-    only split again, 2-3 ms of copying a call)."""
+    only split again: a few ms of copying a call)."""
     tf = tensorflow()
     model = fold_batch_norm(model)
     if outputs:

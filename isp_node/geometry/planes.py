@@ -12,6 +12,7 @@ import numpy as np
 ORTHONORMAL_TOLERANCE = 1e-6
 _IDENTITY = np.eye(3)
 _HOMOGENEOUS_ROW = np.array([0.0, 0.0, 0.0, 1.0])
+_HOMOGENEOUS_TOLERANCE = 1e-8 + 1e-5 * _HOMOGENEOUS_ROW  # as np.allclose's defaults
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,7 @@ def unit(v: np.ndarray) -> np.ndarray:
 def rigid_parts(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Split a 4x4 rigid transform into rotation and translation, refusing anything else."""
     m = np.asarray(matrix, dtype=float)
-    if m.shape != (4, 4) or not (np.abs(m[3] - _HOMOGENEOUS_ROW) <= 1e-8 + 1e-5 * _HOMOGENEOUS_ROW).all():
+    if m.shape != (4, 4) or not (np.abs(m[3] - _HOMOGENEOUS_ROW) <= _HOMOGENEOUS_TOLERANCE).all():
         raise ValueError("expected a 4x4 homogeneous matrix")
     rotation = m[:3, :3]
     if not orthonormal(rotation) or np.linalg.det(rotation) < 0:
