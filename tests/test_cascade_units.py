@@ -175,6 +175,22 @@ def test_folded_batch_norm_computes_the_same():
         np.testing.assert_allclose(folded(x, training=False), model(x, training=False), atol=2e-5)
 
 
+def test_several_warm_functions_do_not_warn_of_retracing(caplog):
+    """The node and its evaluation hold several warm networks, each traced once: that is
+    not a function retraced, and TensorFlow must not log it as one."""
+    import logging
+
+    from isp_node.cascade.inference import warm_function
+    from isp_node.cascade.models import build_iq_net
+
+    model = build_iq_net()
+    x = np.zeros((2, 64, 64, 1), np.float32)
+    with caplog.at_level(logging.WARNING):
+        outputs = [warm_function(model)(x) for _ in range(7)]
+    assert not [r for r in caplog.records if "retracing" in r.getMessage()]
+    np.testing.assert_allclose(outputs[-1], model(x, training=False), atol=2e-5)
+
+
 def test_random_intensity_curves_keep_the_order_of_tissues():
     from isp_node.cascade.training import random_intensity_curve
 

@@ -1,5 +1,6 @@
 """Loading trained networks and calling them warm, as the worker does."""
 
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +27,13 @@ def warm_function(model, outputs: tuple[str, ...] = ()):
     if outputs:
         model = keras().Model(model.inputs, [model.get_layer(name).output for name in outputs])
     spec = tf.TensorSpec((None, *model.input_shape[1:]), tf.float32)
-    return tf.function(lambda x: model(x, training=False), input_signature=[spec])
+    # a partial, not a lambda: TensorFlow counts traces per function code, so the node's
+    # several warm functions, each traced once, would look like one function retraced
+    return tf.function(partial(_inference, model), input_signature=[spec])
+
+
+def _inference(model, x):
+    return model(x, training=False)
 
 
 def fold_batch_norm(model):
