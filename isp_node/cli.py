@@ -116,8 +116,9 @@ TRAIN_HEADS = {"iq": ("mni", "robex", "pycortex")}
 TRAIN_DATA_FULL_RESOLUTION = {"first_seed": 2000, "count": 400, "heads": ("mni",), "views": 2,
                               "full_resolution": True}
 # the fine stage learns on usable localizers only (it runs on no other), in the head frame
-# (its grid turned with the head, as the cascade turns it)
-FINE_TRAIN_DATA = {"first_seed": 0, "count": 2400, "heads": ("mni",), "views": 2,
+# (its grid turned with the head, as the cascade turns it); one localizer per individual
+# since its landmark head (models/orientation_fine_net.md)
+FINE_TRAIN_DATA = {"first_seed": 0, "count": 3200, "heads": ("mni",), "views": 1,
                    "unusable_fraction": 0.0, "fine": True, "head_frame": True}
 EVAL_DATA = {"pydeface": {"first_seed": 1_000_000, "count": 300, "heads": ("pydeface",)},
              "mni": {"first_seed": 2_000_000, "count": 200, "heads": ("mni",)}}
@@ -319,7 +320,8 @@ def build_parser() -> argparse.ArgumentParser:
                          ("fine",) if name == "train" else ()),
                          help="iq: LocalizerIQ-Net; coverage: Coverage-Net; "
                          "orientation: Orientation-Net" + (
-                             "; fine: Orientation-Net's fine stage, in the head frame"
+                             "; fine: Orientation-Net's fine stage, in the head frame, with "
+                             "its landmark head (AC, PC and the other midline landmarks)"
                              if name == "train" else
                              " (the whole cascade, with the fine stage where installed)"))
         sub.add_argument("--data", default="var/data", help="simulated data sets (default var/data)")
@@ -332,7 +334,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "another --work)")
             sub.add_argument("--start-from", metavar="FILE", help="start from these weights of "
                              "the same network (.keras) instead of random ones, e.g. to train "
-                             "the installed networks further")
+                             "the installed networks further (layers it lacks, such as the "
+                             "fine stage's landmark head, start afresh)")
             sub.add_argument("--learning-rate", type=float, metavar="RATE", help="Adam's "
                              "starting rate (default: the recipe's), e.g. a lower one to "
                              "train further from --start-from without undoing what it learnt")
@@ -341,7 +344,8 @@ def build_parser() -> argparse.ArgumentParser:
                              f"{' '.join(TRAIN_HEADS['iq'])}; the others mni; the data go "
                              "to a directory named after the heads)")
             sub.add_argument("--localizers", type=int, metavar="N", help="simulated training "
-                             f"localizers (default {TRAIN_DATA['count']}); more adds new "
+                             f"localizers (default {TRAIN_DATA['count']}, fine "
+                             f"{FINE_TRAIN_DATA['count']}); more adds new "
                              "individuals and poses to the same data directory; training "
                              "uses every localizer the directory holds")
             sub.add_argument("--max-blur", type=float, default=0.0, metavar="MM",

@@ -113,3 +113,37 @@ def test_whole_brain_planes_cover_the_simulated_brain():
             (key, room)
         assert room[2] <= EDGE_ALLOWANCE_MM + plane["spacing_mm"] / 2 + 10, (key, room)
         assert plane["slab_mm"] == plane["n_slices"] * plane["spacing_mm"]
+
+
+def test_a_fine_stage_with_a_landmark_head_plans_acpc_through_its_points(tmp_path: Path, mni_head):
+    """A fine stage that finds the midline landmarks is called for them too, and its ACPC
+    plane goes through the AC and PC it finds, whatever its votes say (here: a plane
+    tilted by 6 degrees)."""
+    from isp_node.cascade.orientation import (
+        FINE_LANDMARKS, fine_grid, landmark_targets, plane_array, plane_targets)
+    from isp_node.geometry import normal_angle_deg, plane_catalogue, transform_plane
+    from isp_node.geometry.rotations import head_rotation, rigid
+
+    for name in (IQ_MODEL, COVERAGE_MODEL, ORIENTATION_MODEL):
+        shutil.copy(models_dir() / name, tmp_path / name)
+    build_orientation_net(len(PLANE_KEYS), FINE_SHAPE, landmarks=len(FINE_LANDMARKS)).save(
+        tmp_path / FINE_MODEL)
+    cascade = Cascade(tmp_path)
+    outputs = cascade.fine(np.zeros((1, *FINE_SHAPE, 2), np.float32))
+    assert [tuple(o.shape) for o in outputs] == [(1, *FINE_SHAPE, len(PLANE_KEYS))] * 2 + [(1, *FINE_SHAPE, 10)]
+    slices = simulate_case(9, kind="usable", protocol="three_plane", resolution_mm=GRID_SPACING_MM).slices
+    assert {p["key"] for p in cascade.run(slices)["planes"]} == set(PLANE_KEYS)
+
+    truth = plane_catalogue(mni_head.landmarks)
+    centre = truth["ACPC"].centre
+    tilt = head_rotation(6, 0, 0)
+    tilted = {**truth, "ACPC": transform_plane(truth["ACPC"], rigid(tilt, centre - tilt @ centre))}
+    grid = fine_grid(centre + np.array([2.0, 3.0, -1.0]))
+    votes = plane_targets(grid, plane_array(tilted))
+    points = np.stack([mni_head.landmarks[name] for name in FINE_LANDMARKS])
+    logits = np.log(landmark_targets(grid, points) + 1e-9)
+    options = dict(centre_from_acpc_mm=(0.0, 0.0, 0.0), keys=("MSP", "ACPC"))
+    voted = cascade._decode(grid, (votes.distance, votes.heat), None, **options)
+    pointed = cascade._decode(grid, (votes.distance, votes.heat, logits), None, **options)
+    assert normal_angle_deg(voted["ACPC"].plane, truth["ACPC"], oriented=True) > 5.9
+    assert normal_angle_deg(pointed["ACPC"].plane, truth["ACPC"], oriented=True) < 0.1

@@ -268,8 +268,10 @@ def test_fine_sample_in_the_head_frame_shows_the_head_nearly_upright():
     from isp_node.simulation.tensors import FRAME_JITTER_DEG, fine_sample
 
     options = dict(heads=("mni",), unusable_fraction=0.0)
-    turned, planes = fine_sample(8, head_frame=True, **options)
-    scanner, scanner_planes = fine_sample(8, **options)
+    turned, planes, points = fine_sample(8, head_frame=True, **options)
+    scanner, scanner_planes, scanner_points = fine_sample(8, **options)
+    for plane, landmarks in ((planes, points), (scanner_planes, scanner_points)):
+        np.testing.assert_allclose(landmarks[:2].mean(axis=0), plane["ACPC"].centre, atol=1e-6)
     np.testing.assert_allclose(turned.grid.origin, scanner.grid.origin)  # same centre
     tilt = [np.degrees(np.arccos(abs(planes[key].normal @ axis)))
             for key, axis in (("MSP", [1, 0, 0]), ("ACPC", [0, 0, 1]))]
@@ -282,8 +284,8 @@ def test_fine_sample_in_the_head_frame_shows_the_head_nearly_upright():
 
 def test_fine_stage_learns_on_shards_of_its_own_grid(tmp_path):
     """Fine shards hold the localizer on the 1.5 mm grid about the true AC-PC midpoint
-    (jittered), turned into the head frame, and the true planes in that frame; the fine
-    stage trains on them."""
+    (jittered), turned into the head frame, and the true planes and midline landmarks in that
+    frame; the fine stage trains on them, with its landmark head or without."""
     from isp_node.cascade.datasets import DatasetSpec, load_shards, make_dataset
     from isp_node.cascade.orientation import FINE_SHAPE, FINE_SPACING_MM
     from isp_node.cascade.training import Recipe, train
@@ -293,8 +295,11 @@ def test_fine_stage_learns_on_shards_of_its_own_grid(tmp_path):
                                                         unusable_fraction=0.0, fine=True,
                                                         head_frame=True),
                          processes=1, progress=False)
-    data = load_shards(paths, ("fine_volumes", "fine_grids", "planes"))
+    data = load_shards(paths, ("fine_volumes", "fine_grids", "planes", "landmarks"))
     assert data["fine_volumes"].shape == (2, *FINE_SHAPE, 2)
+    assert data["landmarks"].shape == (2, 10, 3)  # AC and PC first: their midpoint centres ACPC
+    np.testing.assert_allclose(data["landmarks"][:, :2].mean(axis=1),
+                               data["planes"][:, PLANE_KEYS.index("ACPC"), 0], atol=1e-3)
     assert np.all(data["fine_grids"][:, 3] == FINE_SPACING_MM)
     centres = data["fine_grids"][:, :3] + FINE_SPACING_MM * (np.array(FINE_SHAPE) - 1) / 2
     off = np.linalg.norm(centres - data["planes"][:, PLANE_KEYS.index("ACPC"), 0], axis=1)
@@ -304,12 +309,21 @@ def test_fine_stage_learns_on_shards_of_its_own_grid(tmp_path):
                          tmp_path / "work", progress=False)
     assert model.output_shape == (None, *FINE_SHAPE, 2 * len(PLANE_KEYS))
     assert np.isfinite(state["losses"][-1][1])
+    model.save(tmp_path / "plain.keras")
+    pointing, state = train(Recipe("fine", steps=1, batch=2, learning_rate=0.0, landmark_weight=0.02,
+                                   start_from=str(tmp_path / "plain.keras")),
+                            [tmp_path / "fine"], tmp_path / "work_landmarks", progress=False)
+    assert pointing.output_shape == [(None, *FINE_SHAPE, 2 * len(PLANE_KEYS)), (None, *FINE_SHAPE, 10)]
+    assert np.isfinite(state["losses"][-1][1])
+    np.testing.assert_array_equal(pointing.get_layer("distance").get_weights()[0],
+                                  model.get_layer("distance").get_weights()[0])  # started from it
     # mirrored samples: the input flipped left-right, the targets those of the mirrored planes
-    from isp_node.cascade.orientation import mirrored_plane_array, plane_targets
+    from isp_node.cascade.orientation import landmark_targets, mirrored_plane_array, plane_targets
     from isp_node.cascade.training import Batches
     from isp_node.pipeline.volume import Grid
 
-    batches = Batches(Recipe("fine", steps=1, batch=1, learning_rate=1e-3, mirror=True), paths)
+    batches = Batches(Recipe("fine", steps=1, batch=1, learning_rate=1e-3, mirror=True,
+                             landmark_weight=0.02), paths)
     grids = [Grid(FINE_SHAPE, FINE_SPACING_MM, g[:3]) for g in data["fine_grids"]]
     targets = {(i, flip): plane_targets(grid, mirrored_plane_array(planes, float(grid.centre[0]))
                                         if flip else planes).stacked()
@@ -318,7 +332,11 @@ def test_fine_stage_learns_on_shards_of_its_own_grid(tmp_path):
     seen = set()
     for step in range(12):
         x, y, _ = batches.batch(step)
-        (i, flipped), = [case for case, target in targets.items() if np.allclose(y[0], target, atol=1e-6)]
+        (i, flipped), = [case for case, target in targets.items() if np.allclose(y[0][0], target, atol=1e-6)]
+        points = data["landmarks"][i].copy()
+        if flipped:  # midline points: mirrored, none changes sides
+            points[:, 0] = 2 * grids[i].centre[0] - points[:, 0]
+        np.testing.assert_allclose(y[1][0], landmark_targets(grids[i], points), atol=1e-6)
         # the input is the same case, mirrored with its targets (intensities remapped, ranks kept)
         same, other = (np.corrcoef(x[0, ..., 0].ravel(), image.ravel())[0, 1]
                        for image in ((images[i, ::-1], images[i]) if flipped else (images[i], images[i, ::-1])))

@@ -5,7 +5,7 @@ import pytest
 
 from isp_node.cascade.orientation import (
     DISTANCE_RANGE_MM, SATURATED_WEIGHT, VOTE_RADIUS_MM, mirrored_plane_array, orientation_grid,
-    plane_array, plane_targets, planes_from_outputs, pooled)
+    plane_array, plane_targets, planes_from_outputs, planned_planes, pooled)
 from isp_node.geometry import PLANE_KEYS, normal_angle_deg, plane_catalogue, transform_plane
 from isp_node.geometry.rotations import head_rotation, rigid
 from isp_node.pipeline.volume import Grid
@@ -59,6 +59,70 @@ def test_fine_targets_decode_into_the_catalogue_planes_in_a_given_frame(mni_head
         assert normal_angle_deg(decoded[key].plane, truth[key], oriented=True) < 0.05, key
         assert abs(truth[key].signed_distance(decoded[key].plane.centre)) < 0.05, key
 
+
+
+def test_the_acpc_plane_goes_through_the_commissures_found(mni_head):
+    """Given AC and PC as points, the fine stage's ACPC plane contains them, perpendicular to
+    the MSP, whatever its votes say (here they show the plane tilted by 5 degrees), and
+    their midpoint centres it; points too close together for commissures are ignored. The
+    confidence is the votes' plane's, which is not perpendicular to the MSP."""
+    from isp_node.cascade.orientation import fine_grid
+    from isp_node.geometry.catalogue import AC, PC
+
+    pose = rigid(head_rotation(-11, 7, 4), np.array([3.0, 8.0, -6.0]))
+    truth = {key: transform_plane(p, pose) for key, p in plane_catalogue(mni_head.landmarks).items()}
+    ac, pc = (pose[:3, :3] @ mni_head.landmarks[name] + pose[:3, 3] for name in (AC, PC))
+    centre = truth["ACPC"].centre
+    tilt = head_rotation(5, 0, 0)
+    tilted = {**truth, "ACPC": transform_plane(truth["ACPC"], rigid(tilt, centre - tilt @ centre))}
+    msp = planes_from_outputs(*_decodable(orientation_grid(centre, 170.0), truth))["MSP"]
+    grid = fine_grid(centre + np.array([3.0, -2.0, 4.0]))
+    options = dict(centre_from_acpc_mm=(0.0, 0.0, 0.0), msp=msp, keys=("MSP", "ACPC", "COW"))
+    voted = planes_from_outputs(*_decodable(grid, tilted), **options)
+    found = planes_from_outputs(*_decodable(grid, tilted), **options, commissures=(ac, pc))
+    assert normal_angle_deg(voted["ACPC"].plane, truth["ACPC"], oriented=True) > 4.9
+    assert normal_angle_deg(found["ACPC"].plane, truth["ACPC"], oriented=True) < 0.05
+    np.testing.assert_allclose(found["ACPC"].plane.centre, (ac + pc) / 2, atol=0.05)
+    assert normal_angle_deg(found["COW"].plane, truth["COW"], oriented=True) < 0.05  # parallel to it
+    implausible = planes_from_outputs(*_decodable(grid, tilted), **options, commissures=(ac, ac + 5.0))
+    assert normal_angle_deg(implausible["ACPC"].plane, voted["ACPC"].plane) < 1e-9  # 5 mm apart: votes
+    # the confidence still weighs how far the votes' plane was from perpendicular to the MSP
+    assert found["ACPC"].frame_error_deg > 0.1 and voted["ACPC"].frame_error_deg is None
+    confidences = [[p["confidence"] for p in planned_planes(planes)] for planes in (voted, found)]
+    assert confidences[0] == confidences[1]
+
+
+def test_through_commissures_tilts_the_plane_by_their_height_difference():
+    """PC 2.8 mm below AC over 28 mm behind it: a plane pitched by atan(0.1) = 5.71 degrees,
+    its normal on the side the votes' was, its offset that of their midpoint."""
+    from isp_node.cascade.orientation import through_commissures
+    from isp_node.geometry.fitting import PlaneFit
+
+    votes = PlaneFit(np.array([0.0, 0.1, -1.0]) / np.sqrt(1.01), 3.0, 0.7, 900.0, 1.0)
+    fit = through_commissures(votes, np.array([1.0, 0.0, 0.0]), np.array([2.0, 0.0, 0.0]),
+                              np.array([3.0, 28.0, -2.8]))
+    np.testing.assert_allclose(fit.normal, -np.array([0.0, 2.8, 28.0]) / np.hypot(2.8, 28.0))
+    assert np.degrees(np.arccos(-fit.normal[2])) == pytest.approx(5.7106, abs=1e-4)
+    assert fit.offset == pytest.approx(fit.normal @ [2.5, 14.0, -1.4])
+    assert (fit.residual_mm, fit.support, fit.gradient) == (0.7, 900.0, 1.0)
+
+
+def test_landmark_targets_decode_into_their_points():
+    """A landmark's target is a Gaussian summing to 1 about it; the points decoded from its
+    logarithm lie within 0.05 mm of the truth; a point off the grid learns nothing."""
+    from isp_node.cascade.orientation import (
+        LANDMARK_SIGMA_MM, fine_grid, landmark_points, landmark_targets)
+
+    grid = fine_grid(np.array([3.0, -10.0, 5.0]))
+    points = grid.centre + np.array([[1.3, -2.2, 0.4], [10.1, 5.0, -7.7], [100.0, 0.0, 0.0]])
+    targets = landmark_targets(grid, points)
+    assert targets.shape == (*grid.shape, 3)
+    np.testing.assert_allclose(targets.sum(axis=(0, 1, 2)), [1.0, 1.0, 0.0], atol=1e-5)
+    voxels = grid.points()
+    spread = np.sqrt((targets[..., 0, None] * (voxels - points[0]) ** 2).sum(axis=(0, 1, 2)))
+    np.testing.assert_allclose(spread, LANDMARK_SIGMA_MM, rtol=0.02)
+    found = landmark_points(np.log(targets[..., :2] + 1e-12), grid)
+    np.testing.assert_allclose(found, points[:2], atol=0.05)
 
 def _decodable(grid, truth: dict) -> tuple:
     """(grid, distance, heat) as a perfect network would give them for `truth`."""
@@ -121,7 +185,6 @@ def test_wrong_votes_far_from_the_plane_are_rejected(mni_head):
 
 
 def test_exact_votes_give_confident_planes_and_bent_ones_do_not(mni_head):
-    from isp_node.cascade.orientation import planned_planes
     from isp_node.pipeline.result import PlanningResult
 
     truth = plane_catalogue(mni_head.landmarks)

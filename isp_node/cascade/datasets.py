@@ -18,8 +18,9 @@ SHARD_SIZE = 25
 # shards of another format are made again (9: images without brain are irrelevant; 10: each
 # image's frame in the patient, for the brain Coverage-Net finds in it; 11: ROBEX's brain for
 # every head; 12: no brain to draw where no image shows one, as in a noise-only localizer; 13:
-# a heavy artifact is never wrap-around alone, which shows no artifact over the brain)
-FORMAT = 13
+# a heavy artifact is never wrap-around alone, which shows no artifact over the brain; 14: the
+# fine stage's samples hold its landmarks, `orientation.FINE_LANDMARKS`)
+FORMAT = 14
 
 
 @dataclass(frozen=True)
@@ -88,17 +89,19 @@ def _make_shard(args: tuple[Path, int, int, DatasetSpec]) -> Path:
 def _make_fine_shard(path: Path, first: int, count: int, spec: DatasetSpec) -> Path:
     from isp_node.simulation.tensors import fine_sample
 
-    volumes, grids, planes = [], [], []
+    volumes, grids, planes, landmarks = [], [], [], []
     for seed in range(first, first + count):
-        volume, truth = fine_sample(seed, head_frame=spec.head_frame, heads=spec.heads,
-                                    unusable_fraction=spec.unusable_fraction,
-                                    anatomy_seed=seed - seed % spec.views)
+        volume, truth, points = fine_sample(seed, head_frame=spec.head_frame, heads=spec.heads,
+                                            unusable_fraction=spec.unusable_fraction,
+                                            anatomy_seed=seed - seed % spec.views)
         volumes.append(volume.tensor().astype(np.float16))
         grids.append(np.append(volume.grid.origin, volume.grid.spacing).astype(np.float32))
         planes.append(plane_array(truth))
+        landmarks.append(points.astype(np.float32))
     tmp = path.with_suffix(".tmp.npz")
     np.savez_compressed(tmp, fine_volumes=np.stack(volumes), fine_grids=np.stack(grids),
-                        planes=np.stack(planes), seeds=np.arange(first, first + count))
+                        planes=np.stack(planes), landmarks=np.stack(landmarks),
+                        seeds=np.arange(first, first + count))
     tmp.rename(path)
     return path
 

@@ -56,14 +56,19 @@ def build_coverage_net(shape: tuple[int, int, int] = (64, 64, 64), base: int = 8
 
 
 def build_orientation_net(planes: int, shape: tuple[int, int, int] = (64, 64, 64), base: int = 8,
-                          levels: int = 3) -> "keras.Model":
+                          levels: int = 3, landmarks: int = 0) -> "keras.Model":
     """Orientation-Net: a 3D U-Net on the brain-centred localizer volume giving, per plane,
     the signed distance to it (tanh, in units of the learnt range) and a heat blob at its
-    centre (sigmoid); the 2 x `planes` channels are distances first."""
+    centre (sigmoid); the 2 x `planes` channels are distances first. With `landmarks`, a
+    second output: one logit map per landmark, whose softmax over the grid places it."""
     k = keras()
     inputs = k.Input((*shape, 2), name="localizer")
     x = _unet(k, inputs, base, levels)
     distance = k.layers.Conv3D(planes, 1, activation="tanh", name="distance")(x)
     heat = k.layers.Conv3D(planes, 1, activation="sigmoid", name="heat")(x)
-    return k.Model(inputs, k.layers.Concatenate(name="planes")([distance, heat]),
-                   name="orientation_net")
+    outputs = k.layers.Concatenate(name="planes")([distance, heat])
+    if landmarks:
+        points = k.layers.Conv3D(2 * base, 3, padding="same", activation="relu", name="lm_conv")(x)
+        outputs = [outputs, k.layers.Conv3D(landmarks, 1, name="landmarks",
+                                            kernel_initializer="zeros")(points)]
+    return k.Model(inputs, outputs, name="orientation_net")

@@ -26,8 +26,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from isp_node.geometry.catalogue import (
-    PLANE_KEYS, PRESCRIPTIONS, SAGITTAL, HeadFrame, frame_constrained_normal, hippocampal_axis,
-    make_plane)
+    MIDLINE_AFIDS, PLANE_KEYS, PRESCRIPTIONS, SAGITTAL, HeadFrame, frame_constrained_normal,
+    hippocampal_axis, make_plane, oriented)
 from isp_node.geometry.fitting import PlaneFit, fit_distance_votes, weighted_centres
 from isp_node.geometry.planes import Plane, plane_json, rigid_parts, transform_plane, unit
 from isp_node.cascade.symmetry import symmetry_plane
@@ -130,6 +130,48 @@ def plane_targets(grid: Grid, planes: np.ndarray) -> Targets:
     return Targets(distance, weight, heat)
 
 
+# The fine stage's landmark head finds the midline AFIDs, which define the MSP and the ACPC
+# plane, as points: one softmax over the grid each, learnt against a Gaussian about the true
+# point (AC and PC first: the ACPC plane contains them)
+FINE_LANDMARKS = MIDLINE_AFIDS
+LANDMARK_SIGMA_MM = 2.0
+LANDMARK_REACH = 3  # voxels about a softmax's peak whose mean is the point
+# AC and PC found further apart or closer than this are not believed (adults: 20-38 mm in
+# the simulated individuals, heads scaled by up to 25%)
+COMMISSURE_DISTANCE_MM = (15.0, 45.0)
+
+
+def landmark_targets(grid: Grid, points: np.ndarray) -> np.ndarray:
+    """(X, Y, Z, K) what the landmark head learns for `points` (K, 3): a Gaussian about each
+    point summing to 1, or zeros where the point lies outside the grid (or on its faces)."""
+    out = np.zeros((*grid.shape, len(points)), np.float32)
+    axes = [grid.origin[a] + grid.spacing * np.arange(n) for a, n in enumerate(grid.shape)]
+    for k, point in enumerate(np.asarray(points, dtype=float)):
+        index = (point - grid.origin) / grid.spacing
+        if np.all(index >= 1) and np.all(index <= np.array(grid.shape) - 2):
+            x, y, z = (np.exp(-(axis - c) ** 2 / (2 * LANDMARK_SIGMA_MM**2))
+                       for axis, c in zip(axes, point))
+            blob = x[:, None, None] * y[None, :, None] * z[None, None, :]
+            out[..., k] = blob / blob.sum()
+    return out
+
+
+def landmark_points(logits: np.ndarray, grid: Grid, reach: int = LANDMARK_REACH) -> np.ndarray:
+    """(K, 3) points (patient mm) from the landmark head's logits (X, Y, Z, K): each the mean
+    of its softmax within `reach` voxels of the peak, finer than a voxel and deaf to a second
+    peak elsewhere."""
+    out = np.empty((logits.shape[-1], 3))
+    for k in range(logits.shape[-1]):
+        channel = logits[..., k]
+        peak = np.array(np.unravel_index(np.argmax(channel), channel.shape))
+        low, high = np.maximum(peak - reach, 0), np.minimum(peak + reach + 1, channel.shape)
+        window = channel[tuple(slice(a, b) for a, b in zip(low, high))]
+        weight = np.exp(window - window.max())
+        index = np.stack(np.meshgrid(*map(np.arange, low, high), indexing="ij"), axis=-1)
+        out[k] = grid.origin + grid.spacing * (index * weight[..., None]).sum((0, 1, 2)) / weight.sum()
+    return out
+
+
 @dataclass(frozen=True)
 class FittedPlane:
     plane: Plane
@@ -137,6 +179,10 @@ class FittedPlane:
     # how well the localizer mirrors itself about the MSP that oriented this plane: 0 where
     # the symmetry did not confirm the MSP, None where it was not looked at
     mirror_match: float | None = None
+    # an ACPC plane placed through the commissures found: how far its votes' plane was from
+    # perpendicular to the MSP (the frame's error, which the confidence weighs; the plane
+    # itself is perpendicular by construction)
+    frame_error_deg: float | None = None
 
 
 # Where each plane's centre lies relative to the AC-PC midpoint, in the head frame (left,
@@ -165,7 +211,9 @@ def planes_from_outputs(grid: Grid, distance: np.ndarray, heat: np.ndarray,
                         volume: LocalizerVolume | None = None,
                         centre_from_acpc_mm: tuple[float, float, float] = BRAIN_CENTRE_FROM_ACPC_MM,
                         msp: "FittedPlane | None" = None,
-                        keys: tuple[str, ...] = PLANE_KEYS) -> dict[str, FittedPlane]:
+                        keys: tuple[str, ...] = PLANE_KEYS,
+                        commissures: tuple[np.ndarray, np.ndarray] | None = None
+                        ) -> dict[str, FittedPlane]:
     """Planes from the network's distance and heat maps (X, Y, Z, K), the grid's centre
     lying `centre_from_acpc_mm` from the AC-PC midpoint (the brain's centre for the first
     stage, the midpoint itself for the fine stage). MSP and ACPC first, from the votes
@@ -174,9 +222,15 @@ def planes_from_outputs(grid: Grid, distance: np.ndarray, heat: np.ndarray,
     prior), fitted first to the votes closest to it (within `core` of the range), then to
     all within `band`; oriented and prescribed as the catalogue does. With the network's
     input `volume`, the MSP is refined by the localizer's symmetry before it orients
-    anything; an `msp` found before (by the first stage) is taken as it is. Only `keys`
-    are planned; a key whose votes cannot be fitted is left out."""
+    anything; an `msp` found before (by the first stage) is taken as it is. With the
+    `commissures` (AC, PC) found as points a plausible distance apart, the ACPC plane
+    contains them, perpendicular to the MSP, as the catalogue defines it (its vote fit gives
+    only its quality), and their midpoint is the AC-PC midpoint. Only
+    `keys` are planned; a key whose votes cannot be fitted is left out."""
     index = {key: k for k, key in enumerate(PLANE_KEYS)}
+    if commissures is not None and not (COMMISSURE_DISTANCE_MM[0] < np.linalg.norm(
+            np.subtract(*commissures)) < COMMISSURE_DISTANCE_MM[1]):
+        commissures = None
     votes_grid, votes_distance = pooled(grid, distance, max(1, round(VOTE_SPACING_MM / grid.spacing)))
 
     def fit(key: str, centre: np.ndarray) -> PlaneFit | None:
@@ -205,10 +259,16 @@ def planes_from_outputs(grid: Grid, distance: np.ndarray, heat: np.ndarray,
         mirror_match = mirror.match if mirror.trusted else 0.0
         if mirror.trusted:
             msp = replace(msp, normal=mirror.normal, offset=mirror.offset)
+    frame_error = None
+    if commissures is not None:
+        frame_error = off_perpendicular_deg(msp.normal, acpc.normal)
+        acpc = through_commissures(acpc, msp.normal, *commissures)
     peaks = heat.max(axis=0).max(axis=0).max(axis=0)  # axis by axis: numpy vectorises that
     frame = frame_from(msp.normal, acpc.normal)
     axes = np.stack([frame.left, frame.posterior, frame.superior])
-    acpc_mid = msp.project(acpc.project(brain_centre - np.asarray(centre_from_acpc_mm) @ axes))
+    near_mid = np.mean(commissures, axis=0) if commissures is not None else \
+        brain_centre - np.asarray(centre_from_acpc_mm) @ axes
+    acpc_mid = msp.project(acpc.project(near_mid))
     clear = [key for key in keys if peaks[index[key]] >= HEAT_TRUSTED]
     blobs = dict(zip(clear, weighted_centres(heat[..., [index[key] for key in clear]],
                                              grid.origin, grid.spacing)))
@@ -227,7 +287,7 @@ def planes_from_outputs(grid: Grid, distance: np.ndarray, heat: np.ndarray,
         if found is not None:
             normal = frame_constrained_normal(key, found.normal, frame)
             planes[key] = FittedPlane(make_plane(key, found.project(centre), normal, frame), found,
-                                      mirror_match)
+                                      mirror_match, frame_error if key == "ACPC" else None)
     if "HIPPO_AX" in planes and "HIPPO_COR" in planes:
         # the hippocampal axis, both planes' one free angle, is found better from the axial
         # plane's votes than from the coronal's (model card); the coronal keeps its position
@@ -235,6 +295,16 @@ def planes_from_outputs(grid: Grid, distance: np.ndarray, heat: np.ndarray,
         axis = hippocampal_axis(planes["HIPPO_AX"].plane.normal, frame)
         planes["HIPPO_COR"] = replace(cor, plane=make_plane("HIPPO_COR", cor.plane.centre, axis, frame))
     return planes
+
+
+def through_commissures(acpc: PlaneFit, msp_normal: np.ndarray, ac: np.ndarray,
+                        pc: np.ndarray) -> PlaneFit:
+    """`acpc` turned and moved to contain `ac` and `pc`, perpendicular to the MSP (its normal
+    keeping its side)."""
+    axis = np.asarray(pc, dtype=float) - ac
+    posterior = unit(axis - (axis @ msp_normal) * msp_normal)
+    normal = oriented(unit(np.cross(msp_normal, posterior)), acpc.normal)
+    return replace(acpc, normal=normal, offset=float(normal @ (np.asarray(ac) + pc) / 2))
 
 
 def pooled(grid: Grid, maps: np.ndarray, step: int) -> tuple[Grid, np.ndarray]:
@@ -305,13 +375,19 @@ def plane_confidence(fit: PlaneFit, frame_error_deg: float, mirror_match: float 
                  * mirror)
 
 
+def off_perpendicular_deg(a: np.ndarray, b: np.ndarray) -> float:
+    """How far two unit normals are from perpendicular, in degrees."""
+    return float(np.degrees(np.arcsin(min(abs(float(a @ b)), 1.0))))
+
+
 def planned_planes(fitted: dict[str, FittedPlane]) -> list[dict]:
     """The planner's JSON entries (`pipeline.planner`) of fitted planes, with confidence and
     status (OK / LOW_CONFIDENCE / FAILED)."""
     if not fitted:
         return []
-    cosine = abs(float(fitted["MSP"].fit.normal @ fitted["ACPC"].fit.normal))
-    frame_error = float(np.degrees(np.arcsin(min(cosine, 1.0))))  # off perpendicular
+    acpc = fitted["ACPC"]
+    frame_error = acpc.frame_error_deg if acpc.frame_error_deg is not None else \
+        off_perpendicular_deg(fitted["MSP"].fit.normal, acpc.fit.normal)
     out = []
     for key, found in fitted.items():
         confidence = plane_confidence(found.fit, frame_error, found.mirror_match)

@@ -24,8 +24,8 @@ from isp_node.cascade.brain import (
 from isp_node.cascade.inference import load_model, warm_function
 from isp_node.cascade.models import IQ_CLASSES
 from isp_node.cascade.orientation import (
-    FINE_KEYS, FittedPlane, fine_grid, head_frame_transform, moved_fit, orientation_grid,
-    planes_from_outputs, planned_planes)
+    FINE_KEYS, FittedPlane, fine_grid, head_frame_transform, landmark_points, moved_fit,
+    orientation_grid, planes_from_outputs, planned_planes)
 from isp_node.cascade.verdict import image_classes, localizer_verdict
 from isp_node.pipeline.image_input import iq_inputs
 from isp_node.pipeline.loader import LocalizerError, load_localizer
@@ -41,6 +41,7 @@ COVERAGE_MODEL = "coverage_net.keras"
 ORIENTATION_MODEL = "orientation_net.keras"
 FINE_MODEL = "orientation_fine_net.keras"
 HEADS = ("distance", "heat")  # the layers of Orientation-Net's two maps (`build_orientation_net`)
+LANDMARK_HEAD = "landmarks"  # and of its fine stage's landmark head, where it has one
 # the first stage looks twice: the second time in the head frame of its first MSP and AC-PC
 # plane (the planes it keeps 0.3-2.6 degrees more consistent on the real heads, 0.2-1.3 closer
 # on the unseen head; about 90 ms: models/orientation_net.md)
@@ -88,7 +89,10 @@ class Cascade:
             self.orientation = warm_function(load_model(directory / ORIENTATION_MODEL), HEADS)
             self.models["Orientation-Net"] = model_version(directory / ORIENTATION_MODEL)
             if (directory / FINE_MODEL).exists():
-                self.fine = warm_function(load_model(directory / FINE_MODEL), HEADS)
+                fine = load_model(directory / FINE_MODEL)
+                heads = HEADS + ((LANDMARK_HEAD,) if LANDMARK_HEAD in
+                                 {layer.name for layer in fine.layers} else ())
+                self.fine = warm_function(fine, heads)
                 self.models["Orientation-Net fine stage"] = model_version(directory / FINE_MODEL)
 
     def planes(self, stacks: LocalizerStacks, brain: dict, brain_lps: np.ndarray) -> list[dict]:
@@ -153,15 +157,22 @@ class Cascade:
         return decode
 
     @staticmethod
-    def _outputs(network, volume) -> tuple[np.ndarray, np.ndarray]:
-        """A network's distance and heat maps (X, Y, Z, K each) on its input volume, read-only:
-        views of the tensors' buffers (`.numpy()` would copy 7-15 MB each, 3-4 ms)."""
+    def _outputs(network, volume) -> tuple[np.ndarray, ...]:
+        """A network's distance and heat maps (X, Y, Z, K each), and its landmark logits if it
+        has a landmark head, on its input volume, read-only: views of the tensors' buffers
+        (`.numpy()` would copy 7-15 MB each, 3-4 ms)."""
         return tuple(np.asarray(head)[0] for head in network(volume.tensor()[None]))
 
     @staticmethod
-    def _decode(grid: Grid, outputs: tuple[np.ndarray, np.ndarray], volume,
+    def _decode(grid: Grid, outputs: tuple[np.ndarray, ...], volume,
                 **options) -> dict[str, FittedPlane]:
-        return planes_from_outputs(grid, *outputs, volume=volume, **options)
+        """The planes of a network's outputs; where it found the landmarks, the ACPC plane
+        through its AC and PC (`FINE_LANDMARKS` begins with them)."""
+        distance, heat, *landmarks = outputs
+        if landmarks:
+            ac, pc = landmark_points(landmarks[0][..., :2], grid)
+            options["commissures"] = (ac, pc)
+        return planes_from_outputs(grid, distance, heat, volume=volume, **options)
 
     def run(self, slices) -> dict:
         """Verdict, per-image classes, brain coverage and planes of one localizer's slices."""

@@ -17,7 +17,8 @@ from scipy import ndimage
 from isp_node.cascade import datasets
 from isp_node.cascade.models import build_coverage_net, build_iq_net, build_orientation_net
 from isp_node.cascade.orientation import (
-    FINE_SHAPE, ORIENTATION_SHAPE, mirrored_plane_array, plane_targets)
+    FINE_LANDMARKS, FINE_SHAPE, FINE_SPACING_MM, ORIENTATION_SHAPE, landmark_targets,
+    mirrored_plane_array, plane_targets)
 from isp_node.geometry import PLANE_KEYS
 from isp_node.pipeline.image_input import normalised
 from isp_node.pipeline.volume import Grid
@@ -38,6 +39,9 @@ class Recipe:
     cosine_decay: bool = False  # learning rate falls to 0 over the steps (else constant)
     start_from: str = ""  # weights of the same network to start from (else random, by seed)
     mirror: bool = False  # orientation tasks: half the samples mirrored left-right, planes too
+    # fine task: the landmark head (`orientation.FINE_LANDMARKS`) learnt beside the planes, its
+    # loss weighted this much against theirs (0: no landmark head)
+    landmark_weight: float = 0.0
 
 
 DEFAULT_RECIPES = {
@@ -47,7 +51,9 @@ DEFAULT_RECIPES = {
     "orientation": Recipe("orientation", steps=2000, batch=2, learning_rate=1e-3, cosine_decay=True),
     # mirror images: a second, mirrored anatomy for every individual (the first three
     # training runs, in the model card, had none)
-    "fine": Recipe("fine", steps=1500, batch=4, learning_rate=1e-3, cosine_decay=True, mirror=True),
+    # and (since the landmark head, models/orientation_fine_net.md) the midline landmarks
+    "fine": Recipe("fine", steps=1500, batch=4, learning_rate=1e-3, cosine_decay=True, mirror=True,
+                   landmark_weight=0.02),
 }
 # where each orientation task's inputs are in the shards: volumes and their grids
 ORIENTATION_FIELDS = {"orientation": ("orientation_volumes", "orientation_grids"),
@@ -56,6 +62,9 @@ SMOOTHED_FRACTION = 0.5  # of LocalizerIQ-Net's training images smoothed by ...
 SMOOTHING_SIGMA_PX = (0.3, 1.0)  # ... a Gaussian of this sigma (pixels of the 64 x 64 input)
 REMAPPED_FRACTION = 0.5  # of training images and volumes given a random intensity curve
 HEAT_EMPHASIS = 20.0  # the centre blobs are small: their voxels weigh this much more
+# the landmark loss: cross-entropy of each landmark's softmax against its target, plus this
+# much per mm between the softmax's mean position and the true point
+LANDMARK_POSITION_WEIGHT = 0.1
 
 
 def _register():
@@ -85,7 +94,25 @@ def _register():
                                     axis=axes)
         return distance_error + heat_error
 
-    return dice_bce, orientation_loss
+    @k.saving.register_keras_serializable(package="isp_node")
+    def landmark_loss(y_true, y_pred):
+        """Per landmark inside the grid (`orientation.landmark_targets`): cross-entropy of
+        its softmax over the grid, plus `LANDMARK_POSITION_WEIGHT` x the distance (mm) of the
+        softmax's mean from the truth; the mean over those landmarks."""
+        shape = y_pred.shape[1:4]
+        count = tf.shape(y_pred)[0]
+        target = tf.reshape(y_true, (count, -1, y_pred.shape[-1]))
+        log_p = tf.nn.log_softmax(tf.reshape(y_pred, (count, -1, y_pred.shape[-1])), axis=1)
+        inside = tf.cast(tf.reduce_sum(target, axis=1) > 0.5, tf.float32)
+        cross_entropy = -tf.reduce_sum(target * log_p, axis=1)
+        voxels = tf.reshape(tf.stack(tf.meshgrid(*[tf.range(n, dtype=tf.float32) for n in shape],
+                                                 indexing="ij"), axis=-1), (-1, 3))
+        offset = tf.einsum("bnl,nc->blc", tf.exp(log_p) - target, voxels) * FINE_SPACING_MM
+        error_mm = tf.sqrt(tf.reduce_sum(offset**2, axis=-1) + 1e-6)
+        per_landmark = (cross_entropy + LANDMARK_POSITION_WEIGHT * error_mm) * inside
+        return tf.reduce_sum(per_landmark, axis=1) / (tf.reduce_sum(inside, axis=1) + 1e-6)
+
+    return dice_bce, orientation_loss, landmark_loss
 
 
 def _optimizer(recipe: Recipe):
@@ -106,8 +133,16 @@ def build_model(recipe: Recipe):
         model.compile(_optimizer(recipe), loss=_register()[0])
     elif recipe.task in ORIENTATION_FIELDS:
         shape = FINE_SHAPE if recipe.task == "fine" else ORIENTATION_SHAPE
-        model = build_orientation_net(len(PLANE_KEYS), shape)
-        model.compile(_optimizer(recipe), loss=_register()[1])
+        _, orientation_loss, landmark_loss = _register()
+        if recipe.landmark_weight and recipe.task != "fine":
+            raise ValueError("only the fine stage has a landmark head (landmark_weight)")
+        if recipe.landmark_weight:
+            model = build_orientation_net(len(PLANE_KEYS), shape, landmarks=len(FINE_LANDMARKS))
+            model.compile(_optimizer(recipe), loss=[orientation_loss, landmark_loss],
+                          loss_weights=[1.0, recipe.landmark_weight])
+        else:
+            model = build_orientation_net(len(PLANE_KEYS), shape)
+            model.compile(_optimizer(recipe), loss=orientation_loss)
     else:
         raise ValueError(f"unknown task {recipe.task!r} (known: iq, coverage, orientation, fine)")
     return model
@@ -179,11 +214,13 @@ class Batches:
             self.weights = np.where(borderline, 0.3, 1.0).astype(np.float32)
         elif recipe.task in ORIENTATION_FIELDS:
             volumes, grids = ORIENTATION_FIELDS[recipe.task]
-            data = datasets.load_shards(shards, (volumes, grids, "planes"))
+            fields = (volumes, grids, "planes") + (("landmarks",) if recipe.landmark_weight else ())
+            data = datasets.load_shards(shards, fields)
             keep = np.isfinite(data[grids][:, 3])  # cases with a brain to plan on
             self.x = data[volumes][keep]
             self.grids = data[grids][keep]
             self.y = data["planes"][keep]
+            self.landmarks = data["landmarks"][keep] if recipe.landmark_weight else None
             self.p = None
         else:
             data = datasets.load_shards(shards, ("volumes", "brains"))
@@ -204,15 +241,28 @@ class Batches:
             x = _augment_intensity(self.x[index].astype(np.float32), rng)
             grids = [Grid(tuple(x.shape[1:4]), float(g[3]), g[:3]) for g in self.grids[index]]
             planes = list(self.y[index])
+            points = None if self.landmarks is None else self.landmarks[index].copy()
             if self.recipe.mirror:
                 for i in np.flatnonzero(rng.uniform(size=len(x)) < 0.5):
                     x[i] = x[i, ::-1]
                     planes[i] = mirrored_plane_array(planes[i], float(grids[i].centre[0]))
+                    if points is not None:  # midline landmarks: mirrored, none changes sides
+                        points[i, :, 0] = 2 * grids[i].centre[0] - points[i, :, 0]
             y = np.stack([plane_targets(grid, p).stacked() for grid, p in zip(grids, planes)])
+            if points is not None:
+                y = [y, np.stack([landmark_targets(grid, p) for grid, p in zip(grids, points)])]
             return np.ascontiguousarray(x), y, None
         x, y = _augment_volumes(self.x[index].astype(np.float32),
                                 self.y[index].astype(np.float32) / 255, rng)
         return np.ascontiguousarray(x), np.ascontiguousarray(y[..., None]), None
+
+
+def start_weights(model, start) -> None:
+    """`model` given the weights of `start`'s layers of the same names (a network that lacks
+    a head, such as the landmark head, starts it afresh)."""
+    for layer in start.layers:
+        if layer.weights:
+            model.get_layer(layer.name).set_weights(layer.get_weights())
 
 
 def train(recipe: Recipe, data_dirs: list[Path], work_dir: Path, progress: bool = True):
@@ -235,7 +285,7 @@ def train(recipe: Recipe, data_dirs: list[Path], work_dir: Path, progress: bool 
         state = {"recipe": asdict(recipe), "step": 0, "seconds": 0.0, "losses": []}
         if recipe.start_from:
             _register()
-            model.set_weights(k.models.load_model(recipe.start_from).get_weights())
+            start_weights(model, k.models.load_model(recipe.start_from))
             digest = hashlib.sha256(Path(recipe.start_from).read_bytes()).hexdigest()
             state["start_from_sha256"] = digest
     shards = [shard for data_dir in data_dirs

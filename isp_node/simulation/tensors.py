@@ -13,7 +13,7 @@ import numpy as np
 
 from isp_node.cascade.brain import brain_summary
 from isp_node.cascade.orientation import (
-    FINE_SPACING_MM, fine_grid, head_frame_transform, orientation_grid)
+    FINE_LANDMARKS, FINE_SPACING_MM, fine_grid, head_frame_transform, orientation_grid)
 from isp_node.geometry import Plane
 from isp_node.geometry.planes import transform_plane
 from isp_node.geometry.rotations import head_rotation
@@ -90,23 +90,26 @@ def training_sample(seed: int, grid_shape: tuple[int, int, int] = GRID_SHAPE,
 
 
 def fine_sample(seed: int, head_frame: bool = False,
-                **case_options) -> tuple[LocalizerVolume, dict[str, Plane]]:
-    """The fine stage's input and the true planes of one simulated localizer: slices rendered
-    at the fine grid's spacing, resampled onto the fine grid centred on the true AC-PC
-    midpoint, off by about what the first stage may get wrong. With `head_frame` the grid is
-    turned into the head frame (`orientation.head_frame_transform`) of the true MSP and ACPC
-    turned by about the first stage's error, and the planes are given in that frame."""
+                **case_options) -> tuple[LocalizerVolume, dict[str, Plane], np.ndarray]:
+    """The fine stage's input, the true planes and the true `FINE_LANDMARKS` (K, 3) of one
+    simulated localizer: slices rendered at the fine grid's spacing, resampled onto the fine
+    grid centred on the true AC-PC midpoint, off by about what the first stage may get wrong.
+    With `head_frame` the grid is turned into the head frame
+    (`orientation.head_frame_transform`) of the true MSP and ACPC turned by about the first
+    stage's error, and planes and landmarks are given in that frame."""
     case = simulate_case(seed, resolution_mm=RENDER_FRACTION * FINE_SPACING_MM, **case_options)
     rng = np.random.default_rng([seed, FINE_STREAM])
     centre = case.planes["ACPC"].centre + rng.normal(0, FINE_JITTER_MM, 3)
     planes, to_head = case.planes, None
+    landmarks = np.stack([case.landmarks[name] for name in FINE_LANDMARKS])
     if head_frame:
         upright = head_frame_transform(case.planes["MSP"].normal, case.planes["ACPC"].normal,
                                        centre)[:3, :3]
         error = upright.T @ head_rotation(*rng.normal(0, FRAME_JITTER_DEG))  # about the head's axes
         to_head = head_frame_transform(error[:, 0], error[:, 2], centre)
         planes = {key: transform_plane(plane, to_head) for key, plane in planes.items()}
-    return LocalizerStacks(case.slices).resample(fine_grid(centre), to_head), planes
+        landmarks = landmarks @ to_head[:3, :3].T + to_head[:3, 3]
+    return LocalizerStacks(case.slices).resample(fine_grid(centre), to_head), planes, landmarks
 
 
 def brain_target(subject: Subject, grid: Grid, coarse: int = 4) -> np.ndarray:
