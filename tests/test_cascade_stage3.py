@@ -115,10 +115,10 @@ def test_whole_brain_planes_cover_the_simulated_brain():
         assert plane["slab_mm"] == plane["n_slices"] * plane["spacing_mm"]
 
 
-def test_a_fine_stage_with_a_landmark_head_plans_acpc_through_its_points(tmp_path: Path, mni_head):
+def test_a_fine_stage_with_a_landmark_head_turns_acpc_towards_its_points(tmp_path: Path, mni_head):
     """A fine stage that finds the midline landmarks is called for them too, and its ACPC
-    plane goes through the AC and PC it finds, whatever its votes say (here: a plane
-    tilted by 6 degrees)."""
+    plane turns halfway from its votes' (here: a plane tilted by 6 degrees) to the plane
+    through the AC and PC it finds."""
     from isp_node.cascade.orientation import (
         FINE_LANDMARKS, fine_grid, landmark_targets, plane_array, plane_targets)
     from isp_node.geometry import normal_angle_deg, plane_catalogue, transform_plane
@@ -145,5 +145,6 @@ def test_a_fine_stage_with_a_landmark_head_plans_acpc_through_its_points(tmp_pat
     options = dict(centre_from_acpc_mm=(0.0, 0.0, 0.0), keys=("MSP", "ACPC"))
     voted = cascade._decode(grid, (votes.distance, votes.heat), None, **options)
     pointed = cascade._decode(grid, (votes.distance, votes.heat, logits), None, **options)
-    assert normal_angle_deg(voted["ACPC"].plane, truth["ACPC"], oriented=True) > 5.9
-    assert normal_angle_deg(pointed["ACPC"].plane, truth["ACPC"], oriented=True) < 0.1
+    off = normal_angle_deg(voted["ACPC"].plane, truth["ACPC"], oriented=True)
+    assert off > 5.9
+    assert normal_angle_deg(pointed["ACPC"].plane, truth["ACPC"], oriented=True) < off / 2 + 0.1

@@ -61,11 +61,12 @@ def test_fine_targets_decode_into_the_catalogue_planes_in_a_given_frame(mni_head
 
 
 
-def test_the_acpc_plane_goes_through_the_commissures_found(mni_head):
-    """Given AC and PC as points, the fine stage's ACPC plane contains them, perpendicular to
-    the MSP, whatever its votes say (here they show the plane tilted by 5 degrees), and
-    their midpoint centres it; points too close together for commissures are ignored. The
-    confidence is the votes' plane's, which is not perpendicular to the MSP."""
+def test_the_acpc_plane_turns_towards_the_commissures_found(mni_head):
+    """Given AC and PC as points, the fine stage's ACPC plane goes through their midpoint,
+    which centres it, perpendicular to the MSP, halfway between its votes' plane (here
+    tilted by 5 degrees) and the plane through both points, the catalogue's; points too
+    close together for commissures are ignored. The confidence is the votes' plane's,
+    which is not perpendicular to the MSP."""
     from isp_node.cascade.orientation import fine_grid
     from isp_node.geometry.catalogue import AC, PC
 
@@ -80,10 +81,13 @@ def test_the_acpc_plane_goes_through_the_commissures_found(mni_head):
     options = dict(centre_from_acpc_mm=(0.0, 0.0, 0.0), msp=msp, keys=("MSP", "ACPC", "COW"))
     voted = planes_from_outputs(*_decodable(grid, tilted), **options)
     found = planes_from_outputs(*_decodable(grid, tilted), **options, commissures=(ac, pc))
-    assert normal_angle_deg(voted["ACPC"].plane, truth["ACPC"], oriented=True) > 4.9
-    assert normal_angle_deg(found["ACPC"].plane, truth["ACPC"], oriented=True) < 0.05
+    off = normal_angle_deg(voted["ACPC"].plane, truth["ACPC"], oriented=True)
+    assert off > 4.9
+    assert normal_angle_deg(found["ACPC"].plane, truth["ACPC"], oriented=True) == pytest.approx(off / 2, abs=0.05)
+    assert normal_angle_deg(found["ACPC"].plane, voted["ACPC"].plane) == pytest.approx(off / 2, abs=0.05)
+    assert abs(truth["ACPC"].signed_distance(found["ACPC"].plane.centre)) < 0.05
     np.testing.assert_allclose(found["ACPC"].plane.centre, (ac + pc) / 2, atol=0.05)
-    assert normal_angle_deg(found["COW"].plane, truth["COW"], oriented=True) < 0.05  # parallel to it
+    assert normal_angle_deg(found["COW"].plane, found["ACPC"].plane, oriented=True) < 0.05  # parallel to it
     implausible = planes_from_outputs(*_decodable(grid, tilted), **options, commissures=(ac, ac + 5.0))
     assert normal_angle_deg(implausible["ACPC"].plane, voted["ACPC"].plane) < 1e-9  # 5 mm apart: votes
     # the confidence still weighs how far the votes' plane was from perpendicular to the MSP
@@ -93,18 +97,23 @@ def test_the_acpc_plane_goes_through_the_commissures_found(mni_head):
 
 
 def test_through_commissures_tilts_the_plane_by_their_height_difference():
-    """PC 2.8 mm below AC over 28 mm behind it: a plane pitched by atan(0.1) = 5.71 degrees,
-    its normal on the side the votes' was, its offset that of their midpoint."""
+    """PC 2.8 mm below AC over 28 mm behind it: the plane through both is pitched by
+    atan(0.1) = 5.71 degrees, its normal on the side the votes' was, its offset that of
+    their midpoint; halfway from the votes' plane (pitched 5.71 degrees the other way), it
+    is level."""
     from isp_node.cascade.orientation import through_commissures
     from isp_node.geometry.fitting import PlaneFit
 
     votes = PlaneFit(np.array([0.0, 0.1, -1.0]) / np.sqrt(1.01), 3.0, 0.7, 900.0, 1.0)
-    fit = through_commissures(votes, np.array([1.0, 0.0, 0.0]), np.array([2.0, 0.0, 0.0]),
-                              np.array([3.0, 28.0, -2.8]))
+    ends = np.array([2.0, 0.0, 0.0]), np.array([3.0, 28.0, -2.8])
+    fit = through_commissures(votes, np.array([1.0, 0.0, 0.0]), *ends, weight=1.0)
     np.testing.assert_allclose(fit.normal, -np.array([0.0, 2.8, 28.0]) / np.hypot(2.8, 28.0))
     assert np.degrees(np.arccos(-fit.normal[2])) == pytest.approx(5.7106, abs=1e-4)
     assert fit.offset == pytest.approx(fit.normal @ [2.5, 14.0, -1.4])
     assert (fit.residual_mm, fit.support, fit.gradient) == (0.7, 900.0, 1.0)
+    halfway = through_commissures(votes, np.array([1.0, 0.0, 0.0]), *ends, weight=0.5)
+    np.testing.assert_allclose(halfway.normal, [0.0, 0.0, -1.0], atol=1e-12)
+    assert halfway.offset == pytest.approx(1.4)
 
 
 def test_landmark_targets_decode_into_their_points():
