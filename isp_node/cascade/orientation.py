@@ -114,7 +114,7 @@ def plane_targets(grid: Grid, planes: np.ndarray) -> Targets:
     """Targets on `grid` of planes given as `plane_array` (patient LPS); absent keys get no weight."""
     shape = (*grid.shape, len(PLANE_KEYS))
     distance, weight, heat = (np.zeros(shape, np.float32) for _ in range(3))
-    axes = [grid.origin[a] + grid.spacing * np.arange(n) for a, n in enumerate(grid.shape)]
+    axes = grid.axes()
     for k, key in enumerate(PLANE_KEYS):
         centre, normal = np.asarray(planes[k], dtype=float)
         if not np.all(np.isfinite(centre)):
@@ -149,7 +149,7 @@ def landmark_targets(grid: Grid, points: np.ndarray) -> np.ndarray:
     """(X, Y, Z, K) what the landmark head learns for `points` (K, 3): a Gaussian about each
     point summing to 1, or zeros where the point lies outside the grid (or on its faces)."""
     out = np.zeros((*grid.shape, len(points)), np.float32)
-    axes = [grid.origin[a] + grid.spacing * np.arange(n) for a, n in enumerate(grid.shape)]
+    axes = grid.axes()
     for k, point in enumerate(np.asarray(points, dtype=float)):
         index = (point - grid.origin) / grid.spacing
         if np.all(index >= 1) and np.all(index <= np.array(grid.shape) - 2):

@@ -45,10 +45,13 @@ class Grid:
     def centre(self) -> np.ndarray:
         return self.origin + self.spacing * (np.asarray(self.shape) - 1) / 2
 
+    def axes(self) -> list[np.ndarray]:
+        """The voxel centres' LPS coordinate along each axis (the grid is axis-aligned)."""
+        return [self.origin[a] + self.spacing * np.arange(n) for a, n in enumerate(self.shape)]
+
     def points(self) -> np.ndarray:
         """LPS coordinates (X, Y, Z, 3) of every voxel centre."""
-        axes = [self.origin[a] + self.spacing * np.arange(n) for a, n in enumerate(self.shape)]
-        return np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1)
+        return np.stack(np.meshgrid(*self.axes(), indexing="ij"), axis=-1)
 
     def projection(self, origin: np.ndarray, direction: np.ndarray) -> np.ndarray:
         """``(p - origin) @ direction`` at every voxel centre p, flattened in C order;
@@ -59,8 +62,7 @@ class Grid:
 
     def squared_distance(self, point: np.ndarray) -> np.ndarray:
         """Squared distance (X, Y, Z) from every voxel centre to `point`, summed axis by axis."""
-        square = [(self.origin[a] + self.spacing * np.arange(n) - point[a]) ** 2
-                  for a, n in enumerate(self.shape)]
+        square = [(axis - p) ** 2 for axis, p in zip(self.axes(), point)]
         return square[0][:, None, None] + square[1][None, :, None] + square[2][None, None, :]
 
     def window(self, centre: np.ndarray, radius_mm: float) -> tuple["Grid", tuple[slice, slice, slice]]:
