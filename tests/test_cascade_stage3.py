@@ -4,6 +4,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from isp_node.cascade.models import build_orientation_net
 from isp_node.cascade.orientation import FINE_SHAPE
@@ -148,3 +149,23 @@ def test_a_fine_stage_with_a_landmark_head_turns_acpc_towards_its_points(tmp_pat
     off = normal_angle_deg(voted["ACPC"].plane, truth["ACPC"], oriented=True)
     assert off > 5.9
     assert normal_angle_deg(pointed["ACPC"].plane, truth["ACPC"], oriented=True) < off / 2 + 0.1
+
+
+def test_the_installed_cascade_keeps_every_plane_in_the_frame_of_the_msp_it_plans():
+    """The installed fine stage turns the MSP towards the midline landmarks it finds; the
+    first stage's planes turn with it, so every plane the catalogue ties to the MSP
+    (`FRAME_NORMALS`) keeps its tie to the MSP planned, and AC-PC stays perpendicular to it."""
+    from isp_node.cascade.evaluation import PLANNED_MM
+    from isp_node.geometry.catalogue import FRAME_NORMALS
+
+    cascade = Cascade(models_dir())
+    assert cascade.fine_landmarks
+    slices = simulate_case(5_600_003, kind="usable", heads=("mni",), resolution_mm=PLANNED_MM).slices
+    planes = {p["key"]: np.asarray(p["normal"]) for p in cascade.run(slices)["planes"]}
+    assert set(planes) == set(PLANE_KEYS)
+    left = planes["MSP"]
+    for key, rule in FRAME_NORMALS.items():
+        if rule == "left":
+            assert abs(planes[key] @ left) == pytest.approx(1.0, abs=1e-9), key
+        else:
+            assert abs(planes[key] @ left) < 1e-6, key

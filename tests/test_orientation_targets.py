@@ -116,6 +116,60 @@ def test_through_commissures_tilts_the_plane_by_their_height_difference():
     assert halfway.offset == pytest.approx(1.4)
 
 
+def test_towards_midline_turns_the_msp_to_the_plane_of_the_points():
+    """Midline points on a plane turned 10 degrees from the MSP about the posterior axis, 2 mm
+    to its left at their centroid: all the way (weight 1) the MSP is their plane, normal on
+    its own side; at 0.3 it is turned by the angle of the blended normals and moved 0.3 of
+    the way to the centroid."""
+    from isp_node.cascade.orientation import towards_midline
+    from isp_node.geometry.fitting import PlaneFit
+
+    msp = PlaneFit(np.array([1.0, 0.0, 0.0]), 0.0, 0.6, 800.0, 1.0)
+    normal = -head_rotation(0, 10, 0)[:, 0]  # the points' plane, its normal the other way
+    along = np.array([[0.0, 0.0, 0.0], [0.0, 25.0, 0.0], [0.0, 0.0, 20.0], [0.0, -15.0, -10.0],
+                      [0.0, 10.0, 30.0]]) @ head_rotation(0, 10, 0).T
+    points = along - along.mean(axis=0) + [2.0, 5.0, 3.0]
+    fit = towards_midline(msp, points, weight=1.0)
+    np.testing.assert_allclose(fit.normal, -normal, atol=1e-12)
+    assert fit.offset == pytest.approx(-normal @ [2.0, 5.0, 3.0])
+    partly = towards_midline(msp, points, weight=0.3)
+    blend = 0.7 * msp.normal - 0.3 * normal
+    np.testing.assert_allclose(partly.normal, blend / np.linalg.norm(blend), atol=1e-12)
+    assert partly.normal @ [0.6, 5.0, 3.0] == pytest.approx(partly.offset)  # 0.3 of 2 mm left
+    assert (partly.residual_mm, partly.support, partly.gradient) == (0.6, 800.0, 1.0)
+
+
+def test_the_msp_turns_towards_the_midline_landmarks_found(mni_head):
+    """Given the MSP (here turned 4 degrees off) and at least four midline landmarks, the
+    fine stage turns the MSP MIDLINE_WEIGHT of the way to the landmarks' plane; with three
+    it keeps the MSP given. Only landmarks inside the grid, a voxel from its faces, count."""
+    from isp_node.cascade.orientation import (
+        MIDLINE_WEIGHT, MSP_LANDMARKS, FittedPlane, fine_grid, within)
+    from isp_node.geometry.catalogue import fit_plane
+
+    truth = plane_catalogue(mni_head.landmarks)
+    centre = truth["ACPC"].centre
+    grid = fine_grid(centre)
+    points = np.stack([mni_head.landmarks[name] for name in MSP_LANDMARKS])
+    inside = within(grid, points)
+    assert inside.sum() >= 6 and not within(grid, grid.origin + 0.5 * grid.spacing)[0]
+    turn = head_rotation(0, 4, 0)
+    given = planes_from_outputs(*_decodable(orientation_grid(centre, 170.0), {
+        **truth, "MSP": transform_plane(truth["MSP"], rigid(turn, centre - turn @ centre))}))["MSP"]
+    assert isinstance(given, FittedPlane)
+    options = dict(centre_from_acpc_mm=(0.0, 0.0, 0.0), msp=given, keys=("MSP", "ACPC"))
+    kept = planes_from_outputs(*_decodable(grid, truth), **options, midline=points[inside][:3])
+    assert normal_angle_deg(kept["MSP"].plane, given.plane) < 1e-9
+    turned = planes_from_outputs(*_decodable(grid, truth), **options, midline=points[inside])
+    _, normal = fit_plane(points[inside])
+    off = np.degrees(np.arccos(abs(given.fit.normal @ normal)))
+    assert off > 3.0
+    assert normal_angle_deg(turned["MSP"].plane, given.plane) == pytest.approx(
+        np.degrees(np.arctan2(MIDLINE_WEIGHT * np.sin(np.radians(off)),
+                              1 - MIDLINE_WEIGHT + MIDLINE_WEIGHT * np.cos(np.radians(off)))), abs=0.01)
+    assert normal_angle_deg(turned["ACPC"].plane, turned["MSP"].plane) == pytest.approx(90.0, abs=1e-6)
+
+
 def test_landmark_targets_decode_into_their_points():
     """A landmark's target is a Gaussian summing to 1 about it; the points decoded from its
     logarithm lie within 0.05 mm of the truth; a point off the grid learns nothing."""

@@ -26,8 +26,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from isp_node.geometry.catalogue import (
-    MIDLINE_AFIDS, PLANE_KEYS, PRESCRIPTIONS, SAGITTAL, HeadFrame, frame_constrained_normal,
-    hippocampal_axis, make_plane, oriented)
+    AFID, MIDLINE_AFIDS, PLANE_KEYS, PRESCRIPTIONS, SAGITTAL, HeadFrame, fit_plane,
+    frame_constrained_normal, hippocampal_axis, make_plane, oriented)
 from isp_node.geometry.fitting import PlaneFit, fit_distance_votes, weighted_centres
 from isp_node.geometry.planes import Plane, plane_json, rigid_parts, transform_plane, unit
 from isp_node.cascade.symmetry import symmetry_plane
@@ -143,6 +143,21 @@ COMMISSURE_DISTANCE_MM = (15.0, 45.0)
 # halfway, its angle errs as little at the median as from the points alone, 0.3-0.6 degree
 # less at the p95, and agrees better between poses (models/orientation_fine_net.md)
 COMMISSURE_WEIGHT = 0.5
+# the midline landmarks that place the MSP: those the fine grid holds in most heads (the culmen
+# and the genu of the corpus callosum mostly lie outside its 72 mm cube, and their maps were
+# seldom taught); the MSP given to the fine stage (the symmetry's) is turned halfway towards
+# their plane, if at least MIN_MSP_LANDMARKS of them lie inside the grid (halfway was best of
+# 0.3-1 on new individuals of the training heads: models/orientation_fine_net.md)
+MSP_LANDMARKS = tuple(k for k in FINE_LANDMARKS if k not in (AFID + "culmen", AFID + "genu of CC"))
+MIN_MSP_LANDMARKS = 4
+MIDLINE_WEIGHT = 0.5
+
+
+def within(grid: Grid, points: np.ndarray) -> np.ndarray:
+    """Which `points` (K, 3) lie inside `grid` at least one voxel from its faces: where a
+    landmark map can hold, and be taught, its point."""
+    index = grid.to_voxel(np.atleast_2d(points))
+    return np.all((index >= 1) & (index <= np.array(grid.shape) - 2), axis=-1)
 
 
 def landmark_targets(grid: Grid, points: np.ndarray) -> np.ndarray:
@@ -150,13 +165,12 @@ def landmark_targets(grid: Grid, points: np.ndarray) -> np.ndarray:
     point summing to 1, or zeros where the point lies outside the grid (or on its faces)."""
     out = np.zeros((*grid.shape, len(points)), np.float32)
     axes = grid.axes()
-    for k, point in enumerate(np.asarray(points, dtype=float)):
-        index = (point - grid.origin) / grid.spacing
-        if np.all(index >= 1) and np.all(index <= np.array(grid.shape) - 2):
-            x, y, z = (np.exp(-(axis - c) ** 2 / (2 * LANDMARK_SIGMA_MM**2))
-                       for axis, c in zip(axes, point))
-            blob = x[:, None, None] * y[None, :, None] * z[None, None, :]
-            out[..., k] = blob / blob.sum()
+    points = np.asarray(points, dtype=float)
+    for k in np.flatnonzero(within(grid, points)):
+        x, y, z = (np.exp(-(axis - c) ** 2 / (2 * LANDMARK_SIGMA_MM**2))
+                   for axis, c in zip(axes, points[k]))
+        blob = x[:, None, None] * y[None, :, None] * z[None, None, :]
+        out[..., k] = blob / blob.sum()
     return out
 
 
@@ -216,7 +230,8 @@ def planes_from_outputs(grid: Grid, distance: np.ndarray, heat: np.ndarray,
                         centre_from_acpc_mm: tuple[float, float, float] = BRAIN_CENTRE_FROM_ACPC_MM,
                         msp: "FittedPlane | None" = None,
                         keys: tuple[str, ...] = PLANE_KEYS,
-                        commissures: tuple[np.ndarray, np.ndarray] | None = None
+                        commissures: tuple[np.ndarray, np.ndarray] | None = None,
+                        midline: np.ndarray | None = None
                         ) -> dict[str, FittedPlane]:
     """Planes from the network's distance and heat maps (X, Y, Z, K), the grid's centre
     lying `centre_from_acpc_mm` from the AC-PC midpoint (the brain's centre for the first
@@ -230,7 +245,8 @@ def planes_from_outputs(grid: Grid, distance: np.ndarray, heat: np.ndarray,
     `commissures` (AC, PC) found as points a plausible distance apart, the ACPC plane goes
     through their midpoint, which is the AC-PC midpoint, perpendicular to the MSP, and is
     turned towards the plane through both (`through_commissures`; its vote fit gives its
-    quality). Only
+    quality). With at least `MIN_MSP_LANDMARKS` `midline` landmarks found (N, 3), the MSP is
+    turned towards their plane first (`towards_midline`). Only
     `keys` are planned; a key whose votes cannot be fitted is left out."""
     index = {key: k for k, key in enumerate(PLANE_KEYS)}
     if commissures is not None and not (COMMISSURE_DISTANCE_MM[0] < np.linalg.norm(
@@ -264,6 +280,8 @@ def planes_from_outputs(grid: Grid, distance: np.ndarray, heat: np.ndarray,
         mirror_match = mirror.match if mirror.trusted else 0.0
         if mirror.trusted:
             msp = replace(msp, normal=mirror.normal, offset=mirror.offset)
+    if midline is not None and len(midline) >= MIN_MSP_LANDMARKS:
+        msp = towards_midline(msp, midline)
     frame_error = None
     if commissures is not None:
         frame_error = off_perpendicular_deg(msp.normal, acpc.normal)
@@ -313,6 +331,16 @@ def through_commissures(acpc: PlaneFit, msp_normal: np.ndarray, ac: np.ndarray, 
     voted = unit(acpc.normal - (acpc.normal @ msp_normal) * msp_normal)
     normal = unit(weight * through + (1.0 - weight) * voted)
     return replace(acpc, normal=normal, offset=float(normal @ (np.asarray(ac) + pc) / 2))
+
+
+def towards_midline(msp: PlaneFit, points: np.ndarray, weight: float = MIDLINE_WEIGHT) -> PlaneFit:
+    """`msp` turned `weight` of the way from its normal to that of the least-squares plane
+    through the midline landmark `points` (N, 3), and moved as far towards their centroid
+    (1: the catalogue's MSP through them; the normal keeps its side)."""
+    centroid, normal = fit_plane(points)
+    turned = unit((1.0 - weight) * msp.normal + weight * oriented(normal, msp.normal))
+    point = centroid - (1.0 - weight) * (msp.normal @ centroid - msp.offset) * msp.normal
+    return replace(msp, normal=turned, offset=float(turned @ point))
 
 
 def pooled(grid: Grid, maps: np.ndarray, step: int) -> tuple[Grid, np.ndarray]:

@@ -24,13 +24,14 @@ from isp_node.cascade.brain import (
 from isp_node.cascade.inference import load_model, warm_function
 from isp_node.cascade.models import IQ_CLASSES
 from isp_node.cascade.orientation import (
-    FINE_KEYS, FittedPlane, fine_grid, head_frame_transform, landmark_points, moved_fit,
-    orientation_grid, planes_from_outputs, planned_planes)
+    FINE_KEYS, FINE_LANDMARKS, MSP_LANDMARKS, FittedPlane, fine_grid, head_frame_transform,
+    landmark_points, moved_fit, orientation_grid, planes_from_outputs, planned_planes, within)
 from isp_node.cascade.verdict import image_classes, localizer_verdict
 from isp_node.pipeline.image_input import iq_inputs
 from isp_node.pipeline.loader import LocalizerError, load_localizer
 from isp_node.pipeline.planner import PlanRequest, Planner
 from isp_node.geometry import PLANE_KEYS
+from isp_node.geometry.rotations import rigid, turning
 from isp_node.geometry.sizing import BRAIN_PLANES, sized_to_brain
 from isp_node.pipeline.volume import Grid, LocalizerStacks, localizer_centre
 from isp_node.simulation.tensors import GRID_SHAPE, GRID_SPACING_MM
@@ -85,14 +86,14 @@ class Cascade:
         self._stage_one = ThreadPoolExecutor(1, thread_name_prefix="isp-node-stage-one")
         self.orientation = self.fine = None
         self.fine_keys = FINE_KEYS  # the planes the fine stage gives (the first stage the others)
+        self.fine_landmarks = False  # whether the fine stage finds landmarks (and so the MSP)
         if (directory / ORIENTATION_MODEL).exists():
             self.orientation = warm_function(load_model(directory / ORIENTATION_MODEL), HEADS)
             self.models["Orientation-Net"] = model_version(directory / ORIENTATION_MODEL)
             if (directory / FINE_MODEL).exists():
                 fine = load_model(directory / FINE_MODEL)
-                heads = HEADS + ((LANDMARK_HEAD,) if LANDMARK_HEAD in
-                                 {layer.name for layer in fine.layers} else ())
-                self.fine = warm_function(fine, heads)
+                self.fine_landmarks = LANDMARK_HEAD in {layer.name for layer in fine.layers}
+                self.fine = warm_function(fine, HEADS + ((LANDMARK_HEAD,) if self.fine_landmarks else ()))
                 self.models["Orientation-Net fine stage"] = model_version(directory / FINE_MODEL)
 
     def planes(self, stacks: LocalizerStacks, brain: dict, brain_lps: np.ndarray) -> list[dict]:
@@ -100,7 +101,9 @@ class Cascade:
         at `FIRST_PASSES` times (from the second on, in the head frame of the MSP and ACPC
         found so far); then, with the fine stage installed, the `fine_keys` on the fine grid
         about the AC-PC midpoint, in the head frame too (`FINE_PASSES` times; a look before the
-        last gives only the AC-PC plane that the next is centred on and turned by). The first
+        last gives only the AC-PC plane that the next is centred on and turned by; where it
+        finds the midline landmarks, each look turns the first stage's MSP towards them, and
+        the last one's MSP is kept). The first
         stage fits a fine key itself only where the fine stage's last look could not. The
         planes of the whole brain are sized to the map's brain voxels `brain_lps`
         (`geometry.sizing`)."""
@@ -123,14 +126,22 @@ class Cascade:
         if fitted and frame_only:  # no look in the head frame found anything
             fitted = decode(first_keys)
         if self.fine is not None and fitted:
+            symmetric = fitted["MSP"]
+            turned_msp = ("MSP",) if self.fine_landmarks else ()
             for fine_pass in range(1, FINE_PASSES + 1):
                 fine = self._look(self.fine, stacks, fine_grid(fitted["ACPC"].plane.centre), fitted,
                                   centre_from_acpc_mm=(0.0, 0.0, 0.0))
-                fitted |= fine(self.fine_keys if fine_pass == FINE_PASSES else ("ACPC",),
-                               msp=fitted["MSP"])
+                fitted |= fine(turned_msp + (self.fine_keys if fine_pass == FINE_PASSES else ("ACPC",)),
+                               msp=symmetric)
             missing = tuple(k for k in self.fine_keys if k not in fitted)
             if missing:
                 fitted |= decode(missing, msp=msp)
+            if self.fine_landmarks:  # the first stage's planes turn with the MSP the fine stage turned
+                rotation = turning(symmetric.fit.normal, fitted["MSP"].fit.normal)
+                about = fitted["ACPC"].plane.centre
+                turn = rigid(rotation, about - rotation @ about)
+                for key in set(fitted) - set(self.fine_keys) - {"MSP"} | set(missing):
+                    fitted[key] = moved_fit(fitted[key], turn)
         for key in set(BRAIN_PLANES) & set(fitted):
             fitted[key] = replace(fitted[key], plane=sized_to_brain(fitted[key].plane, brain_lps))
         return planned_planes({k: fitted[k] for k in PLANE_KEYS if k in fitted})
@@ -167,11 +178,14 @@ class Cascade:
     def _decode(grid: Grid, outputs: tuple[np.ndarray, ...], volume,
                 **options) -> dict[str, FittedPlane]:
         """The planes of a network's outputs; where it found the landmarks, the ACPC plane
-        through its AC and PC (`FINE_LANDMARKS` begins with them)."""
+        through its AC and PC (`FINE_LANDMARKS` begins with them) and the MSP turned towards
+        the `MSP_LANDMARKS` found inside the grid."""
         distance, heat, *landmarks = outputs
         if landmarks:
-            ac, pc = landmark_points(landmarks[0][..., :2], grid)
-            options["commissures"] = (ac, pc)
+            points = landmark_points(landmarks[0], grid)
+            options["commissures"] = (points[0], points[1])
+            midline = points[[FINE_LANDMARKS.index(k) for k in MSP_LANDMARKS]]
+            options["midline"] = midline[within(grid, midline)]
         return planes_from_outputs(grid, distance, heat, volume=volume, **options)
 
     def run(self, slices) -> dict:
