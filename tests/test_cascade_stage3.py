@@ -152,9 +152,9 @@ def test_a_fine_stage_with_a_landmark_head_turns_acpc_towards_its_points(tmp_pat
 
 
 def test_the_installed_cascade_keeps_every_plane_in_the_frame_of_the_msp_it_plans():
-    """The installed fine stage turns the MSP towards the midline landmarks it finds; the
-    first stage's planes turn with it, so every plane the catalogue ties to the MSP
-    (`FRAME_NORMALS`) keeps its tie to the MSP planned, and AC-PC stays perpendicular to it."""
+    """The installed fine stage turns the MSP towards the midline landmarks it finds; every
+    plane the catalogue ties to the MSP (`FRAME_NORMALS`), the first stage's ORBIT_COR
+    too, keeps its tie to the MSP planned, and AC-PC stays perpendicular to it."""
     from isp_node.cascade.evaluation import PLANNED_MM
     from isp_node.geometry.catalogue import FRAME_NORMALS
 

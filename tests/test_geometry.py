@@ -362,15 +362,3 @@ def test_whole_brain_planes_are_sized_to_the_brain_about_their_centre():
     assert moved.n_slices == 18 and moved.fov_mm == (200.0, 240.0)  # 2 (40 + 5): the far side
     assert sized_to_brain(axial(), np.zeros((0, 3))).fov_mm == (200.0, 230.0)  # no brain: as prescribed
 
-
-def test_turning_is_the_smallest_rotation_between_two_directions():
-    """(1, 0, 0) to (0, 1, 0) is a quarter turn about Z; a direction perpendicular to both
-    stays; equal directions give the identity."""
-    from isp_node.geometry.rotations import axis_angle, turning
-
-    np.testing.assert_allclose(turning([2.0, 0, 0], [0, 3.0, 0]), axis_angle([0, 0, 1], 90.0), atol=1e-12)
-    start, end = np.array([1.0, 2.0, -0.5]), np.array([-0.3, 1.0, 2.0])
-    rotation = turning(start, end)
-    np.testing.assert_allclose(rotation @ start / np.linalg.norm(start), end / np.linalg.norm(end), atol=1e-12)
-    np.testing.assert_allclose(rotation @ np.cross(start, end), np.cross(start, end), atol=1e-12)
-    np.testing.assert_allclose(turning(start, 3 * start), np.eye(3))

@@ -24,14 +24,15 @@ from isp_node.cascade.brain import (
 from isp_node.cascade.inference import load_model, warm_function
 from isp_node.cascade.models import IQ_CLASSES
 from isp_node.cascade.orientation import (
-    FINE_KEYS, FINE_LANDMARKS, MSP_LANDMARKS, FittedPlane, fine_grid, head_frame_transform,
-    landmark_points, moved_fit, orientation_grid, planes_from_outputs, planned_planes, within)
+    FINE_KEYS, FINE_LANDMARKS, MSP_LANDMARKS, FittedPlane, fine_grid, frame_from,
+    head_frame_transform, landmark_points, moved_fit, orientation_grid, planes_from_outputs,
+    planned_planes, within)
 from isp_node.cascade.verdict import image_classes, localizer_verdict
 from isp_node.pipeline.image_input import iq_inputs
 from isp_node.pipeline.loader import LocalizerError, load_localizer
 from isp_node.pipeline.planner import PlanRequest, Planner
 from isp_node.geometry import PLANE_KEYS
-from isp_node.geometry.rotations import rigid, turning
+from isp_node.geometry.catalogue import FRAME_NORMALS, frame_constrained_normal, make_plane
 from isp_node.geometry.sizing import BRAIN_PLANES, sized_to_brain
 from isp_node.pipeline.volume import Grid, LocalizerStacks, localizer_centre
 from isp_node.simulation.tensors import GRID_SHAPE, GRID_SPACING_MM
@@ -136,12 +137,14 @@ class Cascade:
             missing = tuple(k for k in self.fine_keys if k not in fitted)
             if missing:
                 fitted |= decode(missing, msp=msp)
-            if self.fine_landmarks:  # the first stage's planes turn with the MSP the fine stage turned
-                rotation = turning(symmetric.fit.normal, fitted["MSP"].fit.normal)
-                about = fitted["ACPC"].plane.centre
-                turn = rigid(rotation, about - rotation @ about)
-                for key in set(fitted) - set(self.fine_keys) - {"MSP"} | set(missing):
-                    fitted[key] = moved_fit(fitted[key], turn)
+            if self.fine_landmarks:  # the first stage's planes that the catalogue ties to the
+                # MSP follow the one the fine stage turned (turning the others too loses 0.1-0.3
+                # degree on them: models/orientation_fine_net.md)
+                frame = frame_from(fitted["MSP"].plane.normal, fitted["ACPC"].plane.normal)
+                for key in (set(fitted) - set(self.fine_keys) | set(missing)) & set(FRAME_NORMALS) - {"MSP"}:
+                    plane = fitted[key].plane
+                    fitted[key] = replace(fitted[key], plane=make_plane(
+                        key, plane.centre, frame_constrained_normal(key, plane.normal, frame), frame))
         for key in set(BRAIN_PLANES) & set(fitted):
             fitted[key] = replace(fitted[key], plane=sized_to_brain(fitted[key].plane, brain_lps))
         return planned_planes({k: fitted[k] for k in PLANE_KEYS if k in fitted})

@@ -12,16 +12,6 @@ def axis_angle(axis: np.ndarray, angle_deg: float) -> np.ndarray:
     return np.eye(3) + np.sin(angle) * k + (1 - np.cos(angle)) * k @ k
 
 
-def turning(start: np.ndarray, end: np.ndarray) -> np.ndarray:
-    """The smallest rotation that takes direction `start` to direction `end` (about the axis
-    perpendicular to both; the identity where they agree)."""
-    start, end = (np.asarray(v, dtype=float) / np.linalg.norm(v) for v in (start, end))
-    axis = np.cross(start, end)
-    if np.linalg.norm(axis) < 1e-12:
-        return np.eye(3)  # parallel (an opposite direction has no smallest turn; not needed)
-    return axis_angle(axis, np.degrees(np.arctan2(np.linalg.norm(axis), start @ end)))
-
-
 def head_rotation(pitch_deg: float, roll_deg: float, yaw_deg: float) -> np.ndarray:
     """Pitch (nodding, about L-R), then roll (tilting, about A-P), then yaw (turning, about S-I)."""
     return (axis_angle([0, 0, 1], yaw_deg) @ axis_angle([0, 1, 0], roll_deg)
