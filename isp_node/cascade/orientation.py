@@ -395,7 +395,7 @@ EXPECTED_RESIDUAL_MM = 2.0
 MIN_SUPPORT = 200.0
 MIRROR_MATCH_RANGE = (0.6, 0.9)  # the symmetry's match from doubtful to convincing ...
 UNCONFIRMED_FRAME = 0.25  # ... and the factor where it did not confirm the MSP at all
-OK_CONFIDENCE, LOW_CONFIDENCE = 0.88, 0.2
+OK_CONFIDENCE, LOW_CONFIDENCE = 0.89, 0.2
 
 
 def plane_confidence(fit: PlaneFit, frame_error_deg: float, mirror_match: float | None = None) -> float:
