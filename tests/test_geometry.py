@@ -361,4 +361,3 @@ def test_whole_brain_planes_are_sized_to_the_brain_about_their_centre():
     moved = sized_to_brain(axial(centre=(0, 0, 30)), points, scalp_mm=15.0, allowance_mm=5.0)
     assert moved.n_slices == 18 and moved.fov_mm == (200.0, 240.0)  # 2 (40 + 5): the far side
     assert sized_to_brain(axial(), np.zeros((0, 3))).fov_mm == (200.0, 230.0)  # no brain: as prescribed
-
