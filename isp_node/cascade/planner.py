@@ -141,7 +141,9 @@ class Cascade:
                 # MSP follow the one the fine stage turned (turning the others too loses 0.1-0.3
                 # degree on them: models/orientation_fine_net.md)
                 frame = frame_from(fitted["MSP"].plane.normal, fitted["ACPC"].plane.normal)
-                for key in (set(fitted) - set(self.fine_keys) | set(missing)) & set(FRAME_NORMALS) - {"MSP"}:
+                tied = [key for key in FRAME_NORMALS if key != "MSP" and key in fitted
+                        and (key not in self.fine_keys or key in missing)]
+                for key in tied:
                     plane = fitted[key].plane
                     fitted[key] = replace(fitted[key], plane=make_plane(
                         key, plane.centre, frame_constrained_normal(key, plane.normal, frame), frame))
