@@ -141,8 +141,9 @@ def test_towards_midline_turns_the_msp_to_the_plane_of_the_points():
 
 def test_the_msp_turns_towards_the_midline_landmarks_found(mni_head):
     """Given the MSP (here turned 4 degrees off) and at least four midline landmarks, the
-    fine stage turns the MSP MIDLINE_WEIGHT of the way to the landmarks' plane; with three
-    it keeps the MSP given. Only landmarks inside the grid, a voxel from its faces, count."""
+    fine stage turns the MSP MIDLINE_WEIGHT of the way to the landmarks' plane; with three,
+    or with points on a line, it keeps the MSP given. Only landmarks inside the grid, a voxel
+    from its faces, count."""
     from isp_node.cascade.orientation import (
         MIDLINE_WEIGHT, MSP_LANDMARKS, FittedPlane, fine_grid, within)
     from isp_node.geometry.catalogue import fit_plane
@@ -159,6 +160,9 @@ def test_the_msp_turns_towards_the_midline_landmarks_found(mni_head):
     assert isinstance(given, FittedPlane)
     options = dict(centre_from_acpc_mm=(0.0, 0.0, 0.0), msp=given, keys=("MSP", "ACPC"))
     kept = planes_from_outputs(*_decodable(grid, truth), **options, midline=points[inside][:3])
+    assert normal_angle_deg(kept["MSP"].plane, given.plane) < 1e-9
+    on_a_line = centre + np.outer(np.arange(6.0), [0.0, 4.0, 1.0])  # no plane: kept, no error
+    kept = planes_from_outputs(*_decodable(grid, truth), **options, midline=on_a_line)
     assert normal_angle_deg(kept["MSP"].plane, given.plane) < 1e-9
     turned = planes_from_outputs(*_decodable(grid, truth), **options, midline=points[inside])
     _, normal = fit_plane(points[inside])

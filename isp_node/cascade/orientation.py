@@ -151,6 +151,10 @@ COMMISSURE_WEIGHT = 0.5
 MSP_LANDMARKS = tuple(k for k in FINE_LANDMARKS if k not in (AFID + "culmen", AFID + "genu of CC"))
 MIN_MSP_LANDMARKS = 4
 MIDLINE_WEIGHT = 0.5
+# ... and if they span a plane: their RMS spread along their second principal axis at least
+# this (the eight on the MNI, pydeface and Colin27 heads: 6.5-8.3 mm; an untrained network
+# puts every point in one place)
+MIN_MIDLINE_SPREAD_MM = 3.0
 
 
 def within(grid: Grid, points: np.ndarray) -> np.ndarray:
@@ -245,8 +249,8 @@ def planes_from_outputs(grid: Grid, distance: np.ndarray, heat: np.ndarray,
     `commissures` (AC, PC) found as points a plausible distance apart, the ACPC plane goes
     through their midpoint, which is the AC-PC midpoint, perpendicular to the MSP, and is
     turned towards the plane through both (`through_commissures`; its vote fit gives its
-    quality). With at least `MIN_MSP_LANDMARKS` `midline` landmarks found (N, 3), the MSP is
-    turned towards their plane first (`towards_midline`). Only
+    quality). With at least `MIN_MSP_LANDMARKS` `midline` landmarks found (N, 3) that span a
+    plane, the MSP is turned towards it first (`towards_midline`). Only
     `keys` are planned; a key whose votes cannot be fitted is left out."""
     index = {key: k for k, key in enumerate(PLANE_KEYS)}
     if commissures is not None and not (COMMISSURE_DISTANCE_MM[0] < np.linalg.norm(
@@ -280,7 +284,8 @@ def planes_from_outputs(grid: Grid, distance: np.ndarray, heat: np.ndarray,
         mirror_match = mirror.match if mirror.trusted else 0.0
         if mirror.trusted:
             msp = replace(msp, normal=mirror.normal, offset=mirror.offset)
-    if midline is not None and len(midline) >= MIN_MSP_LANDMARKS:
+    if midline is not None and len(midline) >= MIN_MSP_LANDMARKS and \
+            spread_mm(midline) >= MIN_MIDLINE_SPREAD_MM:
         msp = towards_midline(msp, midline)
     frame_error = None
     if commissures is not None:
@@ -331,6 +336,13 @@ def through_commissures(acpc: PlaneFit, msp_normal: np.ndarray, ac: np.ndarray, 
     voted = unit(acpc.normal - (acpc.normal @ msp_normal) * msp_normal)
     normal = unit(weight * through + (1.0 - weight) * voted)
     return replace(acpc, normal=normal, offset=float(normal @ (np.asarray(ac) + pc) / 2))
+
+
+def spread_mm(points: np.ndarray) -> float:
+    """RMS spread (mm) of `points` (N, 3) along their second principal axis: 0 where they lie
+    on a line or in one place, so that no plane can be fitted to them."""
+    points = np.asarray(points, dtype=float)
+    return float(np.linalg.svd(points - points.mean(axis=0), compute_uv=False)[1] / np.sqrt(len(points)))
 
 
 def towards_midline(msp: PlaneFit, points: np.ndarray, weight: float = MIDLINE_WEIGHT) -> PlaneFit:
