@@ -6,7 +6,7 @@ The node classes an image near the brain's edge by the brain area the map shows 
 (`verdict.image_classes`; the label's line is 10 cm2), so a map that draws the brain's
 surface a millimetre out at one end moves whole runs of edge slices across that line. Per
 set: the tuning localizers of the four training heads (`docs/image_class_thresholds.py`'s
-fast-path set) and the two evaluation sets of `isp-node evaluate iq` (made on first use);
+fast-path set) and the evaluation sets of `isp-node evaluate iq` (made on first use);
 per side of the brain an image lies on (the patient axis nearest its normal, and which way
 its centre lies from the map's brain centre): how many images with 3-30 cm2 of true brain,
 the median of map minus truth (mm2) and the median absolute deviation about it. Then, per
