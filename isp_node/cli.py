@@ -128,17 +128,19 @@ EVAL_DATA = {"pydeface": {"first_seed": 1_000_000, "count": 300, "heads": ("pyde
 EVAL_DICOM = {"pydeface": (3_000_000, 60), "mni": (4_000_000, 40)}  # localizers written as DICOM
 
 
-def data_directory_name(name: str, heads: tuple[str, ...], max_blur_mm: float = 0.0) -> str:
+def data_directory_name(name: str, heads: tuple[str, ...], max_blur_mm: float = 0.0,
+                        brain_swell: float = 0.0) -> str:
     """One directory per data set: `name`, followed by the heads unless they are MNI alone
     (the directories made before there was a choice) and by the blur where there is one."""
     name = name if heads == ("mni",) else f"{name}_{'-'.join(heads)}"
-    return f"{name}_blur{max_blur_mm:g}" if max_blur_mm > 0 else name
+    name = f"{name}_blur{max_blur_mm:g}" if max_blur_mm > 0 else name
+    return f"{name}_swell{brain_swell:g}" if brain_swell > 0 else name
 
 
 def training_data(args: argparse.Namespace) -> dict[str, dict]:
     """The simulated data sets `isp-node train` learns from, by directory name, as
-    `DatasetSpec` arguments chosen by the task and the --heads, --localizers and --max-blur
-    options."""
+    `DatasetSpec` arguments chosen by the task and the --heads, --localizers, --max-blur and
+    --brain-swell options."""
     specs = {"train_fine_head_frame": FINE_TRAIN_DATA} if args.task == "fine" else \
         {"train": TRAIN_DATA}
     if args.task == "iq":
@@ -151,7 +153,10 @@ def training_data(args: argparse.Namespace) -> dict[str, dict]:
             spec["count"] = args.localizers
         if args.max_blur and not spec.get("fine"):
             spec["max_blur_mm"] = args.max_blur
-        data[data_directory_name(name, spec["heads"], spec.get("max_blur_mm", 0.0))] = spec
+        if args.brain_swell:
+            spec["brain_swell"] = args.brain_swell
+        data[data_directory_name(name, spec["heads"], spec.get("max_blur_mm", 0.0),
+                                 spec.get("brain_swell", 0.0))] = spec
     return data
 
 
@@ -355,6 +360,12 @@ def build_parser() -> argparse.ArgumentParser:
                              help="blur the image of half of the simulated individuals by a "
                              "Gaussian of sigma up to MM (default 0: none), so that a brain "
                              "without visible folds is still brain; not for the fine stage")
+            sub.add_argument("--brain-swell", type=float, default=0.0, metavar="SD",
+                             help="scale each simulated individual's brain against its skull "
+                             "by a fraction drawn with this standard deviation (default 0: "
+                             "not at all; 0.03 moves the brain's surface about 2 mm), so "
+                             "that a brain that fills its skull, or one with wide CSF "
+                             "around it, is still read right")
         else:
             sub.add_argument("--planes", metavar="FILE", help="orientation: also write every "
                              "evaluated plane's errors, confidence and status here (JSON), to "

@@ -5,13 +5,16 @@ cache nor the package index can provide it. Run with ``-s`` to see the
 spread statistics of the plane catalogue.
 """
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from scipy import ndimage as ndi
 
 from isp_node.geometry import normal_angle_deg, plane_catalogue
 from isp_node.simulation.deformation import (
-    Deformation, corner_determinants, identity_deformation, interior_weight, random_deformation)
+    DEFAULT_AMPLITUDES, Deformation, corner_determinants, identity_deformation, interior_weight,
+    random_deformation)
 from isp_node.simulation.lesions import Lesion, random_lesion
 from isp_node.simulation.masks import template_maps
 
@@ -132,6 +135,25 @@ def test_interior_moves_against_an_outline_that_stays(head, keys, template_point
     assert max(scalp_vs_affine) < 10.0  # the smooth whole-head field, a few mm
     assert ac_shift[:, 2].std() > 1.5 and ac_shift[:, 1].std() > 1.0
     assert np.linalg.norm(ac_shift, axis=1).max() > 4.0
+
+
+def test_brain_swell_scales_the_brain_against_a_skin_that_stays(head):
+    """Opt-in: the brain scaled about its centre by up to the limit, the skin where it was, and
+    every other component as drawn without it."""
+    scalp = scalp_points(head)
+    maps = template_maps(head)
+    inside = maps.brain_centre + np.array([[0.0, 0.0, 30.0], [0.0, -40.0, 0.0], [30.0, 0.0, 0.0]])
+    plain = random_deformation(head, np.random.default_rng(7))
+    limit = 0.05
+    swollen = random_deformation(head, np.random.default_rng(7), amplitudes=replace(
+        DEFAULT_AMPLITUDES, brain_swell=10.0, brain_swell_limit=limit))  # always at the limit
+    np.testing.assert_array_equal(plain.matrix, swollen.matrix)
+    assert np.abs(swollen.to_subject(scalp) - plain.to_subject(scalp)).max() < 0.01
+    # points deep in the brain move (in template terms) radially by the limit, either way
+    moved = plain.to_template(swollen.to_subject(inside)) - inside
+    radial = np.sum(moved * (inside - maps.brain_centre), axis=1) / np.sum(
+        (inside - maps.brain_centre) ** 2, axis=1)
+    assert np.allclose(np.abs(radial), limit, rtol=0.25) and len(set(np.sign(radial))) == 1
 
 
 def plane_spread(head, keys, template_points, count: int) -> dict[str, np.ndarray]:

@@ -36,6 +36,7 @@ class DatasetSpec:
     fine: bool = False  # the fine stage's inputs only (`tensors.fine_sample`)
     head_frame: bool = False  # fine: the grid turned into the (nearly true) head frame
     max_blur_mm: float = 0.0  # some individuals' images blurred up to this (`cases.anatomy_blur_mm`)
+    brain_swell: float = 0.0  # each individual's brain scaled against its skull (`cases.individual`)
 
     def shard_seeds(self) -> list[int]:
         return list(range(self.first_seed, self.first_seed + self.count, SHARD_SIZE))
@@ -52,7 +53,8 @@ def _make_shard(args: tuple[Path, int, int, DatasetSpec]) -> Path:
     for seed in range(first, first + count):
         s = training_sample(seed, heads=spec.heads, unusable_fraction=spec.unusable_fraction,
                             anatomy_seed=seed - seed % spec.views,
-                            full_resolution=spec.full_resolution, max_blur_mm=spec.max_blur_mm)
+                            full_resolution=spec.full_resolution, max_blur_mm=spec.max_blur_mm,
+                            brain_swell=spec.brain_swell)
         volumes.append(s.volume.tensor().astype(np.float16))
         brains.append(np.round(s.brain * 255).astype(np.uint8))
         images.append(s.images.astype(np.float16))

@@ -169,21 +169,26 @@ def random_pose(rng: np.random.Generator, head_centre: np.ndarray) -> np.ndarray
 
 
 @lru_cache(maxsize=4)
-def individual(head_name: str, anatomy_seed: int) -> tuple[deformation.Deformation, object]:
+def individual(head_name: str, anatomy_seed: int,
+               brain_swell: float = 0.0) -> tuple[deformation.Deformation, object]:
     """The individual made from a template by `anatomy_seed`: its deformation and lesion
-    (or None). Cached, so several localizers of one individual cost one deformation."""
+    (or None); `brain_swell` also scales the brain against the skull (training only,
+    `deformation.Amplitudes`). Cached, so several localizers of one individual cost one
+    deformation."""
     head = load_head(head_name)
     rng = np.random.default_rng([anatomy_seed, ANATOMY_STREAM])
     lesion = lesions.random_lesion(head, rng) if rng.uniform() < LESION_FRACTION else None
-    return deformation.random_deformation(head, rng, lesion=lesion), lesion
+    amplitudes = replace(deformation.DEFAULT_AMPLITUDES, brain_swell=brain_swell)
+    return deformation.random_deformation(head, rng, lesion=lesion, amplitudes=amplitudes), lesion
 
 
 def _head_subject(rng: np.random.Generator, head_name: str, anatomy_seed: int, family: str,
-                  coarse: bool, blur_mm: float = 0.0) -> tuple[Subject, dict | None]:
+                  coarse: bool, blur_mm: float = 0.0,
+                  brain_swell: float = 0.0) -> tuple[Subject, dict | None]:
     head = load_head(head_name)
     volume, affine = _template(head_name, coarse, blur_mm)
     maps = masks.template_maps(head)
-    warp, lesion = individual(head_name, anatomy_seed)
+    warp, lesion = individual(head_name, anatomy_seed, brain_swell)
     pose = random_pose(rng, maps.brain_centre)
     subject_points = warp.to_subject(np.array(list(head.landmarks.values())))
     scanner_points = subject_points @ pose[:3, :3].T + pose[:3, 3]
@@ -246,9 +251,12 @@ def head_of(anatomy_seed: int, heads: tuple[str, ...] = DEFAULT_HEADS) -> str:
 def simulate_case(seed: int, *, protocol: str | None = None, head: str | None = None,
                   kind: str | None = None, unusable_fraction: float = 0.2,
                   resolution_mm: float | None = None, heads: tuple[str, ...] = DEFAULT_HEADS,
-                  anatomy_seed: int | None = None, max_blur_mm: float = 0.0) -> SimulatedCase:
+                  anatomy_seed: int | None = None, max_blur_mm: float = 0.0,
+                  brain_swell: float = 0.0) -> SimulatedCase:
     """Simulate one localizer. `resolution_mm` renders no finer than that (fast path);
-    `max_blur_mm` blurs the image of some individuals (`anatomy_blur_mm`; training only).
+    `max_blur_mm` blurs the image of some individuals (`anatomy_blur_mm`; training only);
+    `brain_swell` scales each individual's brain against its skull (`individual`; training
+    only).
 
     The individual (head choice, deformation, lesion, blur) comes from `anatomy_seed`
     (default: `seed`), everything else from `seed`: the same individual can be
@@ -268,7 +276,8 @@ def simulate_case(seed: int, *, protocol: str | None = None, head: str | None = 
     else:
         coarse = resolution_mm is not None and resolution_mm >= COARSE_TEMPLATE_MM
         subject, lesion_info = _head_subject(rng, head_name, anatomy_seed, family, coarse,
-                                             anatomy_blur_mm(anatomy_seed, max_blur_mm))
+                                             anatomy_blur_mm(anatomy_seed, max_blur_mm),
+                                             brain_swell)
     centre = rng.normal(0, [5, 10, 12])
     if kind == "miss":  # centred on the neck or shoulders, or far off to one side
         direction = rng.choice([[0, 0, -1], [0, 0.2, -1], [1, 0, 0], [-1, 0, 0], [0, 0, 1]])

@@ -30,6 +30,11 @@ ground truth follow one map.
      roll / pitch / yaw about its centroid;
    - lateral ventricles dilated by a ~ N(0.8, 1.3) mm clipped to -1..+4 mm,
      plus N(0, 0.4) mm per side (``masks.ventricle_push``);
+   - (only where ``Amplitudes.brain_swell`` is set: training data, opt-in) the whole
+     brain scaled against the skull about its centre by a ~ N(0, brain_swell), clipped
+     to +-brain_swell_limit, fully inside the brain and fading to nothing over the
+     first BRAIN_SWELL_REACH_MM outside it: a brain that fills its skull, or one with
+     wide CSF around it, as brains differ in how much of the skull they fill;
    - per side, the hippocampal head and amygdala (Gaussian, sigma 12 mm, at the
      AM temporal horn AFIDs) shifted N(0, (0.8, 1.5, 2)) mm common to both
      sides plus N(0, (0.8, 1.2, 1.5)) mm per side; the hippocampus rotated in
@@ -72,6 +77,7 @@ SQUARING_STEPS = 5
 INVERSE_TOLERANCE_MM = 1e-4
 INVERSE_MAX_ITERATIONS = 60
 LESION_WEIGHT_WIDTH_MM = 8.0  # the mass effect fades over the outer 0.5-8.5 mm of the intracranial space
+BRAIN_SWELL_REACH_MM = 6.0  # a brain scaled against the skull moves the CSF and bone within this of it
 
 
 @dataclass(frozen=True)
@@ -103,6 +109,8 @@ class Amplitudes:
     hippo_body_sigma_mm: tuple[float, float] = (28.0, 12.0)  # along, across the long axis
     temporal_shift_mm: float = 1.5
     temporal_sigma_mm: float = 18.0
+    brain_swell: float = 0.0  # the brain scaled against the skull (fraction); 0: not drawn
+    brain_swell_limit: float = 0.06
 
 
 DEFAULT_AMPLITUDES = Amplitudes()
@@ -341,6 +349,7 @@ class InteriorGrid:
     nodes: np.ndarray  # (n, 3) template LPS of the active nodes
     active: np.ndarray  # bool grid, nodes with some interior weight (or next to one)
     weight: np.ndarray  # (n,) interior weight at the active nodes
+    swell_weight: np.ndarray  # (n,) 1 inside the brain, 0 from BRAIN_SWELL_REACH_MM outside it
     push: dict[str, np.ndarray]  # "L"/"R" -> (n, 3) ventricle wall push at the active nodes
     frame: np.ndarray  # rows: the head's left, posterior, superior
     thalamus: np.ndarray
@@ -362,7 +371,11 @@ def _interior_grid(head: Head, maps: TemplateMaps) -> InteriorGrid:
     shape = tuple(int(np.ceil((h - l) / GRID_MM)) + 1 for l, h in zip(lo, hi))
     points = Grid(shape, GRID_MM, lo).points().reshape(-1, 3)
     weight = interior_weight(maps.sample(maps.cranial_depth_mm, points)).reshape(shape)
-    active = ndi.binary_dilation(weight > 0, iterations=1)
+    outside_mm = ndi.distance_transform_edt(~maps.brain, sampling=np.linalg.norm(maps.affine[:3, :3], axis=0))
+    swell = 1.0 - _smoothstep(maps.sample(outside_mm, points) / BRAIN_SWELL_REACH_MM).reshape(shape)
+    # nodes where no component moves tissue stay still in the flow, so widening the set for
+    # the swell changes nothing else
+    active = ndi.binary_dilation(weight > 0, iterations=1) | (swell > 0)
     nodes = points[active.ravel()]
     push = {side: np.stack([maps.sample(g, nodes) for g in components], axis=-1)
             for side, components in maps.ventricle_push.items()}
@@ -379,7 +392,7 @@ def _interior_grid(head: Head, maps: TemplateMaps) -> InteriorGrid:
         temporal[side] = afid[f"{side} AL temporal horn"]
     return InteriorGrid(
         origin=lo, shape=shape, nodes=nodes, active=active,
-        weight=weight[active], push=push,
+        weight=weight[active], swell_weight=swell[active], push=push,
         frame=np.stack([frame.left, frame.posterior, frame.superior]),
         thalamus=(lm[AC] + lm[PC]) / 2 + 6.0 * frame.superior, brain_centre=maps.brain_centre,
         hippo_head=heads, hippo_axis=axis, temporal=temporal)
@@ -429,7 +442,12 @@ def interior_velocity(grid: InteriorGrid, rng: np.random.Generator, strength: fl
         shift = rng.normal(0.0, amp.temporal_shift_mm * s, 3)
         d += gaussian_envelope(p, grid.temporal[side], amp.temporal_sigma_mm)[:, None] * shift
 
-    return d * grid.weight[:, None]
+    d *= grid.weight[:, None]
+    if amp.brain_swell > 0:  # drawn last, so that the other components keep their draws
+        limit = amp.brain_swell_limit * s
+        scale = float(np.clip(rng.normal(0.0, amp.brain_swell * s), -limit, limit))
+        d += scale * (p - grid.brain_centre) * grid.swell_weight[:, None]
+    return d
 
 
 def exponentiate(velocity: np.ndarray, active: np.ndarray, steps: int = SQUARING_STEPS) -> np.ndarray:
