@@ -353,6 +353,7 @@ def test_training_data_of_other_heads_go_to_their_own_directory():
     assert cli.data_directory_name("train", ("mni",)) == "train"
     assert cli.data_directory_name("train", ("mni", "robex")) == "train_mni-robex"
     assert cli.data_directory_name("train", ("mni", "robex"), 3.0) == "train_mni-robex_blur3"
+    assert cli.data_directory_name("train", ("mni",), 0.0, 0.03) == "train_swell0.03"
     assert cli.build_parser().parse_args(["train", "iq", "--max-blur", "2.5"]).max_blur == 2.5
     assert cli.TRAIN_HEADS["iq"] == ("mni", "robex", "pycortex") and "coverage" not in cli.TRAIN_HEADS
     args = cli.build_parser().parse_args(["train", "coverage", "--heads", "mni", "robex"])
