@@ -131,7 +131,8 @@ EVAL_DICOM = {"pydeface": (3_000_000, 60), "mni": (4_000_000, 40)}  # localizers
 def data_directory_name(name: str, heads: tuple[str, ...], max_blur_mm: float = 0.0,
                         brain_swell: float = 0.0) -> str:
     """One directory per data set: `name`, followed by the heads unless they are MNI alone
-    (the directories made before there was a choice) and by the blur where there is one."""
+    (the directories made before there was a choice), and by the blur and the brain swell
+    where there are any."""
     name = name if heads == ("mni",) else f"{name}_{'-'.join(heads)}"
     name = f"{name}_blur{max_blur_mm:g}" if max_blur_mm > 0 else name
     return f"{name}_swell{brain_swell:g}" if brain_swell > 0 else name
