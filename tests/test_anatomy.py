@@ -99,7 +99,7 @@ def test_processes_storing_one_member_at_once_each_leave_it_whole(tmp_path):
     for writer in writers:
         writer.join(60)
     assert [writer.exitcode for writer in writers] == [0, 0, 0, 0]
-    assert path.read_bytes() == data
+    assert path.read_bytes() == data and path.stat().st_mode & 0o777 == 0o644
     assert sorted(p.name for p in path.parent.iterdir()) == ["head.nii.gz"]  # no temporary left
 
 
