@@ -13,8 +13,8 @@ from scipy import ndimage as ndi
 
 from isp_node.geometry import normal_angle_deg, plane_catalogue
 from isp_node.simulation.deformation import (
-    DEFAULT_AMPLITUDES, Deformation, corner_determinants, identity_deformation, interior_weight,
-    random_deformation)
+    DEFAULT_AMPLITUDES, Deformation, corner_determinants, identity_deformation, interior_backward,
+    interior_grid, interior_velocity, interior_weight, random_deformation)
 from isp_node.simulation.lesions import Lesion, random_lesion
 from isp_node.simulation.masks import template_maps
 
@@ -154,6 +154,19 @@ def test_brain_swell_scales_the_brain_against_a_skin_that_stays(head):
     radial = np.sum(moved * (inside - maps.brain_centre), axis=1) / np.sum(
         (inside - maps.brain_centre) ** 2, axis=1)
     assert np.allclose(np.abs(radial), limit, rtol=0.25) and len(set(np.sign(radial))) == 1
+
+
+def test_default_grid_is_not_widened_for_the_swell_and_moves_tissue_alike(head):
+    """The interior grid pays for the swell's extra nodes only when the swell is drawn; on the
+    wider grid, a draw without swell is the same flow."""
+    narrow, wide = interior_grid(head), interior_grid(head, swell=True)
+    assert narrow.swell_weight is None and narrow.active.sum() < wide.active.sum()
+    assert not (narrow.active & ~wide.active).any()
+    backward = [interior_backward(g, np.random.default_rng(3), 1.0) for g in (narrow, wide)]
+    np.testing.assert_allclose(backward[0], backward[1], atol=1e-9)
+    with pytest.raises(ValueError, match="widened"):
+        interior_velocity(narrow, np.random.default_rng(3), 1.0,
+                          replace(DEFAULT_AMPLITUDES, brain_swell=0.03))
 
 
 def plane_spread(head, keys, template_points, count: int) -> dict[str, np.ndarray]:

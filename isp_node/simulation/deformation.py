@@ -349,7 +349,8 @@ class InteriorGrid:
     nodes: np.ndarray  # (n, 3) template LPS of the active nodes
     active: np.ndarray  # bool grid, nodes with some interior weight (or next to one)
     weight: np.ndarray  # (n,) interior weight at the active nodes
-    swell_weight: np.ndarray  # (n,) 1 inside the brain, 0 from BRAIN_SWELL_REACH_MM outside it
+    swell_weight: np.ndarray | None  # (n,) 1 inside the brain, 0 from BRAIN_SWELL_REACH_MM
+    # outside it; None on the default grid, which is not widened for the swell
     push: dict[str, np.ndarray]  # "L"/"R" -> (n, 3) ventricle wall push at the active nodes
     frame: np.ndarray  # rows: the head's left, posterior, superior
     thalamus: np.ndarray
@@ -359,23 +360,29 @@ class InteriorGrid:
     temporal: dict[str, np.ndarray]
 
 
-def interior_grid(head: Head) -> InteriorGrid:
-    """The head's interior grid, computed on first use and cached while the head is alive."""
-    return cached_for(head, "interior_grid", lambda: _interior_grid(head, template_maps(head)))
+def interior_grid(head: Head, swell: bool = False) -> InteriorGrid:
+    """The head's interior grid, computed on first use and cached while the head is alive;
+    with `swell`, widened to every node the brain swell moves (5-9% more nodes), which only
+    data drawn with ``Amplitudes.brain_swell`` pay for."""
+    return cached_for(head, "interior_grid_swell" if swell else "interior_grid",
+                      lambda: _interior_grid(head, template_maps(head), swell))
 
 
-def _interior_grid(head: Head, maps: TemplateMaps) -> InteriorGrid:
+def _interior_grid(head: Head, maps: TemplateMaps, swell: bool) -> InteriorGrid:
     inside = maps.affine[:3, :3] @ np.argwhere(maps.cranial_depth_mm > 0).T
     lo = (inside.min(axis=1) + maps.affine[:3, 3]) - 2 * GRID_MM
     hi = (inside.max(axis=1) + maps.affine[:3, 3]) + 2 * GRID_MM
     shape = tuple(int(np.ceil((h - l) / GRID_MM)) + 1 for l, h in zip(lo, hi))
     points = Grid(shape, GRID_MM, lo).points().reshape(-1, 3)
     weight = interior_weight(maps.sample(maps.cranial_depth_mm, points)).reshape(shape)
-    outside_mm = ndi.distance_transform_edt(~maps.brain, sampling=np.linalg.norm(maps.affine[:3, :3], axis=0))
-    swell = 1.0 - _smoothstep(maps.sample(outside_mm, points) / BRAIN_SWELL_REACH_MM).reshape(shape)
-    # nodes where no component moves tissue stay still in the flow, so widening the set for
-    # the swell changes nothing else
-    active = ndi.binary_dilation(weight > 0, iterations=1) | (swell > 0)
+    active = ndi.binary_dilation(weight > 0, iterations=1)
+    swell_weight = None
+    if swell:
+        outside_mm = ndi.distance_transform_edt(~maps.brain, sampling=np.linalg.norm(maps.affine[:3, :3], axis=0))
+        swell_weight = 1.0 - _smoothstep(maps.sample(outside_mm, points) / BRAIN_SWELL_REACH_MM).reshape(shape)
+        # nodes where no component moves tissue stay still in the flow, so widening the set
+        # for the swell changes nothing else
+        active |= swell_weight > 0
     nodes = points[active.ravel()]
     push = {side: np.stack([maps.sample(g, nodes) for g in components], axis=-1)
             for side, components in maps.ventricle_push.items()}
@@ -392,7 +399,8 @@ def _interior_grid(head: Head, maps: TemplateMaps) -> InteriorGrid:
         temporal[side] = afid[f"{side} AL temporal horn"]
     return InteriorGrid(
         origin=lo, shape=shape, nodes=nodes, active=active,
-        weight=weight[active], swell_weight=swell[active], push=push,
+        weight=weight[active], swell_weight=None if swell_weight is None else swell_weight[active],
+        push=push,
         frame=np.stack([frame.left, frame.posterior, frame.superior]),
         thalamus=(lm[AC] + lm[PC]) / 2 + 6.0 * frame.superior, brain_centre=maps.brain_centre,
         hippo_head=heads, hippo_axis=axis, temporal=temporal)
@@ -444,6 +452,8 @@ def interior_velocity(grid: InteriorGrid, rng: np.random.Generator, strength: fl
 
     d *= grid.weight[:, None]
     if amp.brain_swell > 0:  # drawn last, so that the other components keep their draws
+        if grid.swell_weight is None:
+            raise ValueError("a brain swell needs the grid widened for it: interior_grid(head, swell=True)")
         limit = amp.brain_swell_limit * s
         scale = float(np.clip(rng.normal(0.0, amp.brain_swell * s), -limit, limit))
         d += scale * (p - grid.brain_centre) * grid.swell_weight[:, None]
@@ -515,7 +525,7 @@ def random_deformation(head: Head, rng: np.random.Generator, strength: float = 1
     disp = smooth_noise(global_rng, shape, amplitudes.smooth_length_mm, amplitudes.smooth_mm * strength)
     inner = np.zeros_like(disp)
     if interior:
-        grid = interior_grid(head)
+        grid = interior_grid(head, swell=amplitudes.brain_swell > 0)
         backward = interior_backward(grid, interior_rng, strength, amplitudes)
         template = Grid(shape, GRID_MM, origin).points() @ matrix.T + offset + np.moveaxis(disp, 0, -1)
         # zero wherever no cell of the backward field's active nodes is reached
