@@ -116,6 +116,34 @@ def test_through_commissures_tilts_the_plane_by_their_height_difference():
     assert halfway.offset == pytest.approx(1.4)
 
 
+def test_iac_planes_take_the_acpc_pitch_keep_their_places_and_share_a_centre():
+    """IAC_AX found level, its line rolled 10 degrees, in a frame pitched 0.1 rad: it comes out
+    with the frame's pitch and the line's roll, IAC_COR perpendicular to it and the MSP; each
+    plane where it was, both about one centre."""
+    from isp_node.cascade.orientation import FittedPlane, frame_from, iac_planes
+    from isp_node.geometry.catalogue import make_plane
+    from isp_node.geometry.fitting import PlaneFit
+
+    frame = frame_from(np.array([1.0, 0.0, 0.0]), np.array([0.0, np.sin(0.1), np.cos(0.1)]))
+    roll = np.radians(10.0)
+    found_ax = np.array([-np.sin(roll), 0.0, np.cos(roll)])
+    found_cor = np.array([0.1, 1.0, 0.2]) / np.linalg.norm([0.1, 1.0, 0.2])
+    places = {"IAC_AX": np.array([1.0, 20.0, -40.0]), "IAC_COR": np.array([0.0, 22.0, -35.0])}
+    fits = {key: PlaneFit(n, float(n @ places[key]), 1.0, 500.0, 1.0)
+            for key, n in (("IAC_AX", found_ax), ("IAC_COR", found_cor))}
+    ax, cor = iac_planes(*(FittedPlane(make_plane(key, places[key], fits[key].normal, frame), fits[key])
+                           for key in ("IAC_AX", "IAC_COR")), frame)
+    # the superior axis (0, sin 0.1, cos 0.1) made orthogonal to the line (cos r, 0, sin r)
+    expected = np.array([-np.cos(0.1) * np.sin(roll) * np.cos(roll), np.sin(0.1), np.cos(0.1) * np.cos(roll) ** 2])
+    np.testing.assert_allclose(ax.plane.normal, expected / np.linalg.norm(expected), atol=1e-12)
+    assert ax.plane.normal @ cor.plane.normal == pytest.approx(0.0, abs=1e-12)
+    assert cor.plane.normal @ frame.left == pytest.approx(0.0, abs=1e-12)
+    np.testing.assert_allclose(ax.plane.centre, cor.plane.centre)
+    for plane, key in ((ax, "IAC_AX"), (cor, "IAC_COR")):
+        assert (plane.plane.centre - places[key]) @ plane.plane.normal == pytest.approx(0.0, abs=1e-9)
+        assert plane.fit == fits[key]
+
+
 def test_towards_midline_turns_the_msp_to_the_plane_of_the_points():
     """Midline points on a plane turned 10 degrees from the MSP about the posterior axis, 2 mm
     to its left at their centroid: all the way (weight 1) the MSP is their plane, normal on

@@ -27,7 +27,7 @@ import numpy as np
 
 from isp_node.geometry.catalogue import (
     AFID, MIDLINE_AFIDS, PLANE_KEYS, PRESCRIPTIONS, SAGITTAL, HeadFrame, fit_plane,
-    frame_constrained_normal, hippocampal_axis, make_plane, oriented)
+    frame_constrained_normal, hippocampal_axis, iac_line, iac_normals, make_plane, oriented)
 from isp_node.geometry.fitting import PlaneFit, fit_distance_votes, weighted_centres
 from isp_node.geometry.planes import Plane, plane_json, rigid_parts, transform_plane, unit
 from isp_node.cascade.symmetry import symmetry_plane
@@ -338,6 +338,18 @@ def through_commissures(acpc: PlaneFit, msp_normal: np.ndarray, ac: np.ndarray, 
     return replace(acpc, normal=normal, offset=float(normal @ (np.asarray(ac) + pc) / 2))
 
 
+def iac_planes(ax: FittedPlane, cor: FittedPlane, frame: HeadFrame) -> tuple[FittedPlane, FittedPlane]:
+    """IAC_AX and IAC_COR as section 4 makes them, from what the stages found: the line through
+    the IACs from IAC_AX's normal, the pitch from the AC-PC plane (`frame`'s Superior), each
+    plane where its votes put it, and both centred on one IAC midpoint. The planes' own votes
+    pitch them worse than the AC-PC plane does (models/orientation_net.md)."""
+    ax_normal, cor_normal = iac_normals(frame.superior, iac_line(ax.plane.normal, frame.left), frame.left)
+    # IAC_AX's centre moved across IAC_COR's normal, which lies in IAC_AX, onto IAC_COR
+    centre = ax.plane.centre - ((ax.plane.centre - cor.plane.centre) @ cor_normal) * cor_normal
+    return (replace(ax, plane=make_plane("IAC_AX", centre, ax_normal, frame)),
+            replace(cor, plane=make_plane("IAC_COR", centre, cor_normal, frame)))
+
+
 def spread_mm(points: np.ndarray) -> float:
     """RMS spread (mm) of `points` (N, 3) along their second principal axis: 0 where they lie
     on a line or in one place, so that no plane can be fitted to them."""
@@ -407,7 +419,7 @@ EXPECTED_RESIDUAL_MM = 2.0
 MIN_SUPPORT = 200.0
 MIRROR_MATCH_RANGE = (0.6, 0.9)  # the symmetry's match from doubtful to convincing ...
 UNCONFIRMED_FRAME = 0.25  # ... and the factor where it did not confirm the MSP at all
-OK_CONFIDENCE, LOW_CONFIDENCE = 0.89, 0.2
+OK_CONFIDENCE, LOW_CONFIDENCE = 0.875, 0.2
 
 
 def plane_confidence(fit: PlaneFit, frame_error_deg: float, mirror_match: float | None = None) -> float:

@@ -25,8 +25,8 @@ from isp_node.cascade.inference import load_model, warm_function
 from isp_node.cascade.models import IQ_CLASSES
 from isp_node.cascade.orientation import (
     FINE_KEYS, FINE_LANDMARKS, MSP_LANDMARKS, FittedPlane, fine_grid, frame_from,
-    head_frame_transform, landmark_points, moved_fit, orientation_grid, planes_from_outputs,
-    planned_planes, within)
+    head_frame_transform, iac_planes, landmark_points, moved_fit, orientation_grid,
+    planes_from_outputs, planned_planes, within)
 from isp_node.cascade.verdict import image_classes, localizer_verdict
 from isp_node.pipeline.image_input import iq_inputs
 from isp_node.pipeline.loader import LocalizerError, load_localizer
@@ -105,9 +105,10 @@ class Cascade:
         last gives only the AC-PC plane that the next is centred on and turned by; where it
         finds the midline landmarks, each look turns the first stage's MSP towards them, and
         the last one's MSP is kept). The first
-        stage fits a fine key itself only where the fine stage's last look could not. The
-        planes of the whole brain are sized to the map's brain voxels `brain_lps`
-        (`geometry.sizing`)."""
+        stage fits a fine key itself only where the fine stage's last look could not. The IAC
+        planes are then pitched by the AC-PC plane, as the catalogue defines them
+        (`orientation.iac_planes`). The planes of the whole brain are sized to the map's brain
+        voxels `brain_lps` (`geometry.sizing`)."""
         size = float(np.max(np.subtract(brain["high_lps"], brain["low_lps"])))
         grid = orientation_grid(np.asarray(brain["centre_lps"]), size)
         first_keys = PLANE_KEYS if self.fine is None else tuple(
@@ -147,6 +148,9 @@ class Cascade:
                     plane = fitted[key].plane
                     fitted[key] = replace(fitted[key], plane=make_plane(
                         key, plane.centre, frame_constrained_normal(key, plane.normal, frame), frame))
+        if fitted.keys() >= {"IAC_AX", "IAC_COR"}:  # with them, the MSP and ACPC
+            frame = frame_from(fitted["MSP"].plane.normal, fitted["ACPC"].plane.normal)
+            fitted["IAC_AX"], fitted["IAC_COR"] = iac_planes(fitted["IAC_AX"], fitted["IAC_COR"], frame)
         for key in set(BRAIN_PLANES) & set(fitted):
             fitted[key] = replace(fitted[key], plane=sized_to_brain(fitted[key].plane, brain_lps))
         return planned_planes({k: fitted[k] for k in PLANE_KEYS if k in fitted})

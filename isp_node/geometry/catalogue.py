@@ -225,6 +225,23 @@ def hippocampal_axis(hippo_ax_normal: np.ndarray, frame: HeadFrame) -> np.ndarra
     return oriented(unit(np.cross(frame.left, hippo_ax_normal)), frame.posterior)
 
 
+def iac_normals(superior: np.ndarray, iac_line: np.ndarray, left: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """IAC_AX's and IAC_COR's normals as section 4 defines them: the ACPC normal `superior`
+    made orthogonal to the line through both IACs, and the normal perpendicular to that and
+    to the MSP normal `left` (pointing Posterior). The two planes' one angle of their own is
+    the line's roll; their pitch is the AC-PC plane's."""
+    line = unit(iac_line)
+    axial = unit(superior - (superior @ line) * line)
+    return axial, unit(np.cross(oriented(axial, superior), left))
+
+
+def iac_line(iac_ax_normal: np.ndarray, left: np.ndarray) -> np.ndarray:
+    """The line through both IACs that an IAC_AX plane holds, as far as its normal tells: of
+    the plane's directions, the one nearest the MSP normal `left`."""
+    normal = unit(iac_ax_normal)
+    return unit(left - (left @ normal) * normal)
+
+
 def _mid(*points: np.ndarray) -> np.ndarray:
     return np.mean(np.stack(points), axis=0)
 
@@ -260,11 +277,10 @@ def plane_catalogue(landmarks: dict[str, np.ndarray]) -> dict[str, Plane]:
     planes["PIT_SAG"] = make_plane("PIT_SAG", lm[PITUITARY], left, frame)
     planes["PIT_COR"] = make_plane("PIT_COR", lm[PITUITARY], np.cross(superior, left), frame)
 
-    iac_axis = unit(lm[R_IAC] - lm[L_IAC])
-    iac_normal = unit(superior - (superior @ iac_axis) * iac_axis)
+    iac_ax_normal, iac_cor_normal = iac_normals(superior, lm[R_IAC] - lm[L_IAC], left)
     iac_mid = _mid(lm[L_IAC], lm[R_IAC])
-    planes["IAC_AX"] = make_plane("IAC_AX", iac_mid, iac_normal, frame)
-    planes["IAC_COR"] = make_plane("IAC_COR", iac_mid, np.cross(oriented(iac_normal, superior), left), frame)
+    planes["IAC_AX"] = make_plane("IAC_AX", iac_mid, iac_ax_normal, frame)
+    planes["IAC_COR"] = make_plane("IAC_COR", iac_mid, iac_cor_normal, frame)
 
     long_axis = _mid(*(lm[AFID + f"{s} indusium griseum origin"] - lm[AFID + f"{s} inferior AM temporal horn"]
                        for s in "LR"))
