@@ -144,6 +144,23 @@ def test_iac_planes_take_the_acpc_pitch_keep_their_places_and_share_a_centre():
         assert plane.fit == fits[key]
 
 
+def test_perpendicular_to_turns_a_sagittal_plane_least_about_its_centre():
+    """A sagittal plane tilted 0.2 rad towards Superior, made perpendicular to an axial plane:
+    it turns upright about its centre, its fit untouched."""
+    from isp_node.cascade.orientation import FittedPlane, frame_from, perpendicular_to
+    from isp_node.geometry.catalogue import make_plane
+    from isp_node.geometry.fitting import PlaneFit
+
+    frame = frame_from(np.array([1.0, 0.0, 0.0]), np.array([0.0, 0.0, 1.0]))
+    normal, centre = np.array([np.cos(0.2), 0.0, np.sin(0.2)]), np.array([25.0, -50.0, -30.0])
+    fit = PlaneFit(normal, float(normal @ centre), 1.0, 500.0, 1.0)
+    found = FittedPlane(make_plane("OPTIC_SAG_L", centre, normal, frame), fit)
+    turned = perpendicular_to(found, "OPTIC_SAG_L", np.array([0.0, 0.0, 1.0]), frame)
+    np.testing.assert_allclose(turned.plane.normal, [1.0, 0.0, 0.0], atol=1e-12)
+    np.testing.assert_allclose(turned.plane.centre, centre)
+    assert turned.fit == fit
+
+
 def test_towards_midline_turns_the_msp_to_the_plane_of_the_points():
     """Midline points on a plane turned 10 degrees from the MSP about the posterior axis, 2 mm
     to its left at their centroid: all the way (weight 1) the MSP is their plane, normal on

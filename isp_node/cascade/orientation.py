@@ -350,6 +350,13 @@ def iac_planes(ax: FittedPlane, cor: FittedPlane, frame: HeadFrame) -> tuple[Fit
             replace(cor, plane=make_plane("IAC_COR", centre, cor_normal, frame)))
 
 
+def perpendicular_to(found: FittedPlane, key: str, normal: np.ndarray, frame: HeadFrame) -> FittedPlane:
+    """Plane `key` turned the least that makes it perpendicular to a plane of `normal` (as the
+    catalogue makes the optic nerves' sagittal planes to OPTIC_AX), about its own centre."""
+    turned = unit(found.plane.normal - (found.plane.normal @ normal) * normal)
+    return replace(found, plane=make_plane(key, found.plane.centre, turned, frame))
+
+
 def spread_mm(points: np.ndarray) -> float:
     """RMS spread (mm) of `points` (N, 3) along their second principal axis: 0 where they lie
     on a line or in one place, so that no plane can be fitted to them."""
@@ -419,7 +426,7 @@ EXPECTED_RESIDUAL_MM = 2.0
 MIN_SUPPORT = 200.0
 MIRROR_MATCH_RANGE = (0.6, 0.9)  # the symmetry's match from doubtful to convincing ...
 UNCONFIRMED_FRAME = 0.25  # ... and the factor where it did not confirm the MSP at all
-OK_CONFIDENCE, LOW_CONFIDENCE = 0.875, 0.2
+OK_CONFIDENCE, LOW_CONFIDENCE = 0.88, 0.2
 
 
 def plane_confidence(fit: PlaneFit, frame_error_deg: float, mirror_match: float | None = None) -> float:

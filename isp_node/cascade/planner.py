@@ -26,7 +26,7 @@ from isp_node.cascade.models import IQ_CLASSES
 from isp_node.cascade.orientation import (
     FINE_KEYS, FINE_LANDMARKS, MSP_LANDMARKS, FittedPlane, fine_grid, frame_from,
     head_frame_transform, iac_planes, landmark_points, moved_fit, orientation_grid,
-    planes_from_outputs, planned_planes, within)
+    perpendicular_to, planes_from_outputs, planned_planes, within)
 from isp_node.cascade.verdict import image_classes, localizer_verdict
 from isp_node.pipeline.image_input import iq_inputs
 from isp_node.pipeline.loader import LocalizerError, load_localizer
@@ -106,8 +106,8 @@ class Cascade:
         finds the midline landmarks, each look turns the first stage's MSP towards them, and
         the last one's MSP is kept). The first
         stage fits a fine key itself only where the fine stage's last look could not. The IAC
-        planes are then pitched by the AC-PC plane, as the catalogue defines them
-        (`orientation.iac_planes`). The planes of the whole brain are sized to the map's brain
+        planes are then pitched by the AC-PC plane, and the optic nerves' sagittal planes
+        made perpendicular to OPTIC_AX, as the catalogue defines them. The planes of the whole brain are sized to the map's brain
         voxels `brain_lps` (`geometry.sizing`)."""
         size = float(np.max(np.subtract(brain["high_lps"], brain["low_lps"])))
         grid = orientation_grid(np.asarray(brain["centre_lps"]), size)
@@ -148,9 +148,13 @@ class Cascade:
                     plane = fitted[key].plane
                     fitted[key] = replace(fitted[key], plane=make_plane(
                         key, plane.centre, frame_constrained_normal(key, plane.normal, frame), frame))
-        if fitted.keys() >= {"IAC_AX", "IAC_COR"}:  # with them, the MSP and ACPC
+        if fitted:  # with the MSP and ACPC
             frame = frame_from(fitted["MSP"].plane.normal, fitted["ACPC"].plane.normal)
-            fitted["IAC_AX"], fitted["IAC_COR"] = iac_planes(fitted["IAC_AX"], fitted["IAC_COR"], frame)
+            if fitted.keys() >= {"IAC_AX", "IAC_COR"}:
+                fitted["IAC_AX"], fitted["IAC_COR"] = iac_planes(fitted["IAC_AX"], fitted["IAC_COR"], frame)
+            for key in ("OPTIC_SAG_L", "OPTIC_SAG_R"):
+                if key in fitted and "OPTIC_AX" in fitted:
+                    fitted[key] = perpendicular_to(fitted[key], key, fitted["OPTIC_AX"].plane.normal, frame)
         for key in set(BRAIN_PLANES) & set(fitted):
             fitted[key] = replace(fitted[key], plane=sized_to_brain(fitted[key].plane, brain_lps))
         return planned_planes({k: fitted[k] for k in PLANE_KEYS if k in fitted})
