@@ -154,15 +154,22 @@ def test_a_fine_stage_with_a_landmark_head_turns_acpc_towards_its_points(tmp_pat
 def test_the_installed_cascade_keeps_every_plane_in_the_frame_of_the_msp_it_plans():
     """The installed fine stage turns the MSP towards the midline landmarks it finds; every
     plane the catalogue ties to the MSP (`FRAME_NORMALS`), the first stage's ORBIT_COR
-    too, keeps its tie to the MSP planned, and AC-PC stays perpendicular to it."""
+    too, keeps its tie to the MSP planned, and AC-PC stays perpendicular to it. The planes
+    the catalogue ties to each other are planned so too: IAC_AX and IAC_COR perpendicular
+    about one centre, the optic nerves' sagittal planes perpendicular to OPTIC_AX."""
     from isp_node.cascade.evaluation import PLANNED_MM
     from isp_node.geometry.catalogue import FRAME_NORMALS
 
     cascade = Cascade(models_dir())
     assert cascade.fine_landmarks
     slices = simulate_case(5_600_003, kind="usable", heads=("mni",), resolution_mm=PLANNED_MM).slices
-    planes = {p["key"]: np.asarray(p["normal"]) for p in cascade.run(slices)["planes"]}
+    entries = {p["key"]: p for p in cascade.run(slices)["planes"]}
+    planes = {key: np.asarray(p["normal"]) for key, p in entries.items()}
     assert set(planes) == set(PLANE_KEYS)
+    assert abs(planes["IAC_AX"] @ planes["IAC_COR"]) < 1e-9
+    np.testing.assert_allclose(entries["IAC_AX"]["centre"], entries["IAC_COR"]["centre"], atol=1e-6)
+    for key in ("OPTIC_SAG_L", "OPTIC_SAG_R"):
+        assert abs(planes[key] @ planes["OPTIC_AX"]) < 1e-9, key
     left = planes["MSP"]
     for key, rule in FRAME_NORMALS.items():
         if rule == "left":
