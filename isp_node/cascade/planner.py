@@ -107,8 +107,8 @@ class Cascade:
         the last one's MSP is kept). The first
         stage fits a fine key itself only where the fine stage's last look could not. The IAC
         planes are then pitched by the AC-PC plane, and the optic nerves' sagittal planes
-        made perpendicular to OPTIC_AX, as the catalogue defines them. The planes of the whole brain are sized to the map's brain
-        voxels `brain_lps` (`geometry.sizing`)."""
+        made perpendicular to OPTIC_AX, as the catalogue defines them. The planes of the
+        whole brain are sized to the map's brain voxels `brain_lps` (`geometry.sizing`)."""
         size = float(np.max(np.subtract(brain["high_lps"], brain["low_lps"])))
         grid = orientation_grid(np.asarray(brain["centre_lps"]), size)
         first_keys = PLANE_KEYS if self.fine is None else tuple(
