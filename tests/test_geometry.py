@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from isp_node.geometry import PLANE_KEYS, Plane, centre_distance_mm, normal_angle_deg, plane_catalogue, transform_plane
-from isp_node.geometry.planes import orthonormal
+from isp_node.geometry.planes import orthogonal_unit, orthonormal
 from isp_node.geometry.catalogue import (
     FRAME_NORMALS, PRESCRIPTIONS, fit_plane, frame_constrained_normal, head_frame, hippocampal_axis,
     iac_line, iac_normals)
@@ -248,6 +248,12 @@ def test_hippocampal_axis_of_the_axial_plane_is_the_coronal_normal_in_any_pose(s
     planes = plane_catalogue(lm)
     axis = hippocampal_axis(planes["HIPPO_AX"].normal, head_frame(lm))
     assert abs(axis @ planes["HIPPO_COR"].normal) == pytest.approx(1.0, abs=1e-9)
+
+
+def test_orthogonal_unit_drops_the_component_along_the_normal():
+    np.testing.assert_allclose(orthogonal_unit(np.array([3.0, 0.0, 4.0]), Z), X)
+    with pytest.raises(ValueError):
+        orthogonal_unit(2 * Z, Z)
 
 
 def test_iac_normals_take_the_acpc_pitch_and_the_line_roll():

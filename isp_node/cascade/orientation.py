@@ -29,7 +29,8 @@ from isp_node.geometry.catalogue import (
     AFID, MIDLINE_AFIDS, PLANE_KEYS, PRESCRIPTIONS, SAGITTAL, HeadFrame, fit_plane,
     frame_constrained_normal, hippocampal_axis, iac_line, iac_normals, make_plane, oriented)
 from isp_node.geometry.fitting import PlaneFit, fit_distance_votes, weighted_centres
-from isp_node.geometry.planes import Plane, plane_json, rigid_parts, transform_plane, unit
+from isp_node.geometry.planes import (
+    Plane, orthogonal_unit, plane_json, rigid_parts, transform_plane, unit)
 from isp_node.cascade.symmetry import symmetry_plane
 from isp_node.pipeline.threads import thread_pool
 from isp_node.pipeline.volume import Grid, LocalizerVolume
@@ -331,9 +332,9 @@ def through_commissures(acpc: PlaneFit, msp_normal: np.ndarray, ac: np.ndarray, 
     `weight` of the way from its own normal to that of the plane containing both (1: the
     catalogue's plane through them; its normal keeps its side)."""
     axis = np.asarray(pc, dtype=float) - ac
-    posterior = unit(axis - (axis @ msp_normal) * msp_normal)
+    posterior = orthogonal_unit(axis, msp_normal)
     through = oriented(unit(np.cross(msp_normal, posterior)), acpc.normal)
-    voted = unit(acpc.normal - (acpc.normal @ msp_normal) * msp_normal)
+    voted = orthogonal_unit(acpc.normal, msp_normal)
     normal = unit(weight * through + (1.0 - weight) * voted)
     return replace(acpc, normal=normal, offset=float(normal @ (np.asarray(ac) + pc) / 2))
 
@@ -353,7 +354,7 @@ def iac_planes(ax: FittedPlane, cor: FittedPlane, frame: HeadFrame) -> tuple[Fit
 def perpendicular_to(found: FittedPlane, key: str, normal: np.ndarray, frame: HeadFrame) -> FittedPlane:
     """Plane `key` turned the least that makes it perpendicular to a plane of `normal` (as the
     catalogue makes the optic nerves' sagittal planes to OPTIC_AX), about its own centre."""
-    turned = unit(found.plane.normal - (found.plane.normal @ normal) * normal)
+    turned = orthogonal_unit(found.plane.normal, normal)
     return replace(found, plane=make_plane(key, found.plane.centre, turned, frame))
 
 
@@ -410,7 +411,7 @@ def head_frame_transform(left: np.ndarray, superior: np.ndarray, centre: np.ndar
 def frame_from(left: np.ndarray, superior: np.ndarray) -> HeadFrame:
     """The head frame of fitted MSP (Left) and ACPC (Superior) normals."""
     left = unit(left)
-    superior = unit(superior - (superior @ left) * left)
+    superior = orthogonal_unit(superior, left)
     return HeadFrame(left, np.cross(superior, left), superior)
 
 

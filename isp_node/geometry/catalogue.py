@@ -57,7 +57,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from isp_node.geometry.planes import Plane, unit
+from isp_node.geometry.planes import Plane, orthogonal_unit, unit
 
 AFID = "AFID:"
 MIDLINE_AFIDS = tuple(AFID + label for label in (
@@ -181,7 +181,7 @@ def head_frame(landmarks: dict[str, np.ndarray]) -> HeadFrame:
     _, normal = fit_plane(np.stack([landmarks[k] for k in MIDLINE_AFIDS]))
     left = oriented(normal, left_sign_reference(landmarks))
     ac_pc = landmarks[PC] - landmarks[AC]
-    posterior = unit(ac_pc - (ac_pc @ left) * left)
+    posterior = orthogonal_unit(ac_pc, left)
     return HeadFrame(left, posterior, np.cross(left, posterior))
 
 
@@ -190,7 +190,7 @@ def make_plane(key: str, centre: np.ndarray, normal: np.ndarray, frame: HeadFram
     rx = PRESCRIPTIONS[key]
     reference_normal, reference_row, reference_col = frame.reference_axes(rx.kind)
     normal = oriented(unit(normal), reference_normal)
-    row = unit(reference_row - (reference_row @ normal) * normal)
+    row = orthogonal_unit(reference_row, normal)
     col = oriented(np.cross(normal, row), reference_col)
     return Plane(centre=np.asarray(centre, dtype=float), normal=normal, row=row, col=col,
                  fov_mm=rx.fov_mm, slab_mm=rx.slab_mm, n_slices=rx.n_slices, spacing_mm=rx.spacing_mm)
@@ -212,7 +212,7 @@ def frame_constrained_normal(key: str, normal: np.ndarray, frame: HeadFrame) -> 
     rule = FRAME_NORMALS.get(key)
     normal = unit(normal)
     if rule == "perpendicular_to_left":
-        return unit(normal - (normal @ frame.left) * frame.left)
+        return orthogonal_unit(normal, frame.left)
     if rule is not None:
         return oriented(getattr(frame, rule), normal)
     return normal
@@ -231,7 +231,7 @@ def iac_normals(superior: np.ndarray, iac_line: np.ndarray, left: np.ndarray) ->
     to the MSP normal `left` (pointing Posterior). The two planes' one angle of their own is
     the line's roll; their pitch is the AC-PC plane's."""
     line = unit(iac_line)
-    axial = unit(superior - (superior @ line) * line)
+    axial = orthogonal_unit(superior, line)
     return axial, unit(np.cross(oriented(axial, superior), left))
 
 
@@ -239,7 +239,7 @@ def iac_line(iac_ax_normal: np.ndarray, left: np.ndarray) -> np.ndarray:
     """The line through both IACs that an IAC_AX plane holds, as far as its normal tells: of
     the plane's directions, the one nearest the MSP normal `left`."""
     normal = unit(iac_ax_normal)
-    return unit(left - (left @ normal) * normal)
+    return orthogonal_unit(left, normal)
 
 
 def _mid(*points: np.ndarray) -> np.ndarray:
@@ -284,7 +284,7 @@ def plane_catalogue(landmarks: dict[str, np.ndarray]) -> dict[str, Plane]:
 
     long_axis = _mid(*(lm[AFID + f"{s} indusium griseum origin"] - lm[AFID + f"{s} inferior AM temporal horn"]
                        for s in "LR"))
-    long_axis = unit(long_axis - (long_axis @ left) * left)
+    long_axis = orthogonal_unit(long_axis, left)
     hippo_centre = _mid(*(lm[k] for k in AM_TEMPORAL_HORNS))
     planes["HIPPO_COR"] = make_plane("HIPPO_COR", hippo_centre, long_axis, frame)
     planes["HIPPO_AX"] = make_plane("HIPPO_AX", hippo_centre, np.cross(long_axis, left), frame)

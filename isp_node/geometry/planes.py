@@ -70,6 +70,11 @@ def unit(v: np.ndarray) -> np.ndarray:
     return v / norm
 
 
+def orthogonal_unit(v: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """The direction of ``v`` with its component along the unit vector ``n`` removed (unit)."""
+    return unit(v - (v @ n) * n)
+
+
 def rigid_parts(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Split a 4x4 rigid transform into rotation and translation, refusing anything else."""
     m = np.asarray(matrix, dtype=float)
