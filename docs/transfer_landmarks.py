@@ -183,6 +183,14 @@ def refine(mni, target, target_affine, transform, point) -> tuple[np.ndarray, fl
     return transform[:3, :3] @ point + transform[:3, 3] + best, start, best_score
 
 
+def write_landmarks(path: str, data: dict) -> None:
+    """A landmark file as the package ships it: JSON, each point's coordinates on one line."""
+    text = json.dumps(data, indent=1)
+    text = re.sub(r"\[\s+([-\d.,\s]+?)\s+\]", lambda m: "[" + ", ".join(v.strip() for v in m.group(1).split(",")) + "]", text)
+    with open(path, "w") as f:
+        f.write(text + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("head", choices=sorted(HEADS))
@@ -220,10 +228,7 @@ def main() -> None:
         "affine_mni_to_head_lps": [[round(float(v), 5) for v in row] for row in transform],
         "landmarks": out,
     }
-    text = json.dumps(data, indent=1)
-    text = re.sub(r"\[\s+([-\d.,\s]+?)\s+\]", lambda m: "[" + ", ".join(v.strip() for v in m.group(1).split(",")) + "]", text)
-    with open(args.out, "w") as f:
-        f.write(text + "\n")
+    write_landmarks(args.out, data)
 
 
 if __name__ == "__main__":

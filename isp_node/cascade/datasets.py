@@ -19,8 +19,9 @@ SHARD_SIZE = 25
 # image's frame in the patient, for the brain Coverage-Net finds in it; 11: ROBEX's brain for
 # every head; 12: no brain to draw where no image shows one, as in a noise-only localizer; 13:
 # a heavy artifact is never wrap-around alone, which shows no artifact over the brain; 14: the
-# fine stage's samples hold its landmarks, `orientation.FINE_LANDMARKS`)
-FORMAT = 14
+# fine stage's samples hold its landmarks, `orientation.FINE_LANDMARKS`; 15: Colin27's and S1's
+# midline landmarks matched again at a finer scale, `docs/landmark_check.py`)
+FORMAT = 15
 
 
 @dataclass(frozen=True)
