@@ -1,6 +1,6 @@
 """Check a head's carried landmarks against the MNI template's at a fine scale: block matching.
 
-Usage: python docs/landmark_check.py [HEAD ...] [--keys KEY ...]
+Usage: PYTHONPATH=. python docs/landmark_check.py [HEAD ...] [--keys KEY ...] [--write]
 
 `docs/transfer_landmarks.py` places each landmark by matching a 30 mm block of the MNI
 head, to 0.5 mm: the ventricles and the brainstem decide where a small structure such as
