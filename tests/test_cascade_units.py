@@ -345,6 +345,55 @@ def test_fine_stage_learns_on_shards_of_its_own_grid(tmp_path):
     assert seen == {True, False}
 
 
+def test_commissure_look_learns_ac_and_pc_on_its_1_mm_grid(tmp_path):
+    """The commissure look's shards hold the localizer on 48 voxels of 1 mm about the true
+    AC-PC midpoint (jittered less than the fine stage's), in the head frame; it trains from
+    the fine stage's weights (its plane maps left out) on the landmarks alone."""
+    from isp_node.cascade.datasets import DatasetSpec, load_shards, make_dataset
+    from isp_node.cascade.orientation import (
+        COMMISSURE_SHAPE, COMMISSURE_SIGMA_MM, COMMISSURE_SPACING_MM, landmark_targets)
+    from isp_node.cascade.training import Batches, Recipe, train
+    from isp_node.geometry import PLANE_KEYS
+    from isp_node.pipeline.volume import Grid
+
+    paths = make_dataset(tmp_path / "commissures", DatasetSpec(
+        first_seed=40, count=2, heads=("mni",), unusable_fraction=0.0, fine=True,
+        commissures=True), processes=1, progress=False)
+    data = load_shards(paths, ("fine_volumes", "fine_grids", "planes", "landmarks"))
+    assert data["fine_volumes"].shape == (2, *COMMISSURE_SHAPE, 2)
+    assert np.all(data["fine_grids"][:, 3] == COMMISSURE_SPACING_MM)
+    grids = [Grid(COMMISSURE_SHAPE, COMMISSURE_SPACING_MM, g[:3]) for g in data["fine_grids"]]
+    centres = np.stack([grid.centre for grid in grids])
+    off = np.linalg.norm(centres - data["planes"][:, PLANE_KEYS.index("ACPC"), 0], axis=1)
+    assert np.all(off > 0) and np.all(off < 12)
+    # in the head frame, nearly upright: AC in front of PC, both inside the grid
+    ac, pc = data["landmarks"][:, 0], data["landmarks"][:, 1]
+    assert np.all(pc[:, 1] - ac[:, 1] > 20) and np.all(np.abs(pc[:, 2] - ac[:, 2]) < 5)
+    assert all(np.all(np.abs(points - grid.centre) < 24) for grid, points in
+               zip(grids, data["landmarks"][:, :2]))
+    fine = build_fine_for_start(tmp_path)
+    model, state = train(Recipe("commissures", steps=1, batch=2, learning_rate=1e-3,
+                                start_from=str(fine)), [tmp_path / "commissures"],
+                         tmp_path / "work", progress=False)
+    assert model.output_shape == (None, *COMMISSURE_SHAPE, 10)
+    assert np.isfinite(state["losses"][-1][1])
+    x, y, _ = Batches(Recipe("commissures", steps=1, batch=1, learning_rate=1e-3), paths).batch(0)
+    i = int(np.argmin([np.abs(x[0, ..., 1] - v[..., 1]).max() for v in data["fine_volumes"]]))
+    np.testing.assert_allclose(y[0], landmark_targets(grids[i], data["landmarks"][i],
+                                                      COMMISSURE_SIGMA_MM), atol=1e-6)
+
+
+def build_fine_for_start(tmp_path):
+    """An untrained fine stage with its landmark head, saved: what the commissure look starts from."""
+    from isp_node.cascade.models import build_orientation_net
+    from isp_node.cascade.orientation import FINE_SHAPE
+    from isp_node.geometry import PLANE_KEYS
+
+    path = tmp_path / "fine.keras"
+    build_orientation_net(len(PLANE_KEYS), FINE_SHAPE, landmarks=10).save(path)
+    return path
+
+
 def test_training_data_of_other_heads_go_to_their_own_directory():
     """Shards of one set of heads are never picked up by a training on another: the data
     directory names the heads (MNI alone keeps the plain name); `--heads` is checked."""

@@ -36,6 +36,7 @@ class DatasetSpec:
     full_resolution: bool = False  # images rendered as the scanner sends them, not the fast path's
     fine: bool = False  # the fine stage's inputs only (`tensors.fine_sample`)
     head_frame: bool = False  # fine: the grid turned into the (nearly true) head frame
+    commissures: bool = False  # fine: the commissure look's inputs (`tensors.fine_sample`)
     max_blur_mm: float = 0.0  # some individuals' images blurred up to this (`cases.anatomy_blur_mm`)
     brain_swell: float = 0.0  # each individual's brain scaled against its skull (`cases.individual`)
 
@@ -94,7 +95,8 @@ def _make_fine_shard(path: Path, first: int, count: int, spec: DatasetSpec) -> P
 
     volumes, grids, planes, landmarks = [], [], [], []
     for seed in range(first, first + count):
-        volume, truth, points = fine_sample(seed, head_frame=spec.head_frame, heads=spec.heads,
+        volume, truth, points = fine_sample(seed, head_frame=spec.head_frame,
+                                            commissures=spec.commissures, heads=spec.heads,
                                             unusable_fraction=spec.unusable_fraction,
                                             anatomy_seed=seed - seed % spec.views)
         volumes.append(volume.tensor().astype(np.float16))

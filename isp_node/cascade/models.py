@@ -72,3 +72,15 @@ def build_orientation_net(planes: int, shape: tuple[int, int, int] = (64, 64, 64
         outputs = [outputs, k.layers.Conv3D(landmarks, 1, name="landmarks",
                                             kernel_initializer="zeros")(points)]
     return k.Model(inputs, outputs, name="orientation_net")
+
+
+def build_commissure_net(landmarks: int, shape: tuple[int, int, int] = (48, 48, 48),
+                         base: int = 8, levels: int = 3) -> "keras.Model":
+    """The commissure look: Orientation-Net's U-Net body with its landmark head alone, one
+    logit map per landmark on a small fine grid, whose softmax places it."""
+    k = keras()
+    inputs = k.Input((*shape, 2), name="localizer")
+    points = k.layers.Conv3D(2 * base, 3, padding="same", activation="relu", name="lm_conv")(
+        _unet(k, inputs, base, levels))
+    outputs = k.layers.Conv3D(landmarks, 1, name="landmarks", kernel_initializer="zeros")(points)
+    return k.Model(inputs, outputs, name="commissure_net")

@@ -71,6 +71,11 @@ def fine_grid(acpc_midpoint: np.ndarray) -> Grid:
     return Grid.centred(np.asarray(acpc_midpoint, dtype=float), FINE_SHAPE, FINE_SPACING_MM)
 
 
+def commissure_grid(acpc_midpoint: np.ndarray) -> Grid:
+    """The commissure look's grid: 48 mm about (an estimate of) the AC-PC midpoint, 1 mm voxels."""
+    return Grid.centred(np.asarray(acpc_midpoint, dtype=float), COMMISSURE_SHAPE, COMMISSURE_SPACING_MM)
+
+
 def plane_array(planes: dict[str, Plane]) -> np.ndarray:
     """(K, 2, 3) centre and normal of every plane key in `PLANE_KEYS` order (NaN if absent):
     all the targets need, in a form shards can hold."""
@@ -144,6 +149,16 @@ COMMISSURE_DISTANCE_MM = (15.0, 45.0)
 # halfway, its angle errs as little at the median as from the points alone, 0.3-0.6 degree
 # less at the p95, and agrees better between poses (models/orientation_fine_net.md)
 COMMISSURE_WEIGHT = 0.5
+# The commissure look (since 2026-12-07, where `orientation_commissure_net.keras` is installed):
+# AC and PC found again on a finer grid about the midpoint of those the fine stage found, in
+# its head frame; the points taken are the mean of both looks' (`COMMISSURE_SHARE` of the
+# commissure look's), and the ACPC normal is then the plane through them
+# (`COMMISSURE_LOOK_WEIGHT`). Chosen on new MNI individuals (models/orientation_commissure_net.md).
+COMMISSURE_SHAPE = (48, 48, 48)
+COMMISSURE_SPACING_MM = 1.0
+COMMISSURE_SIGMA_MM = 1.5  # the commissure look's landmark targets (the fine stage's: LANDMARK_SIGMA_MM)
+COMMISSURE_SHARE = 0.5
+COMMISSURE_LOOK_WEIGHT = 1.0
 # the midline landmarks that place the MSP: those the fine grid holds in most heads (the culmen
 # and the genu of the corpus callosum mostly lie outside its 72 mm cube, and their maps were
 # seldom taught); the MSP given to the fine stage (the symmetry's) is turned halfway towards
@@ -165,14 +180,15 @@ def within(grid: Grid, points: np.ndarray) -> np.ndarray:
     return np.all((index >= 1) & (index <= np.array(grid.shape) - 2), axis=-1)
 
 
-def landmark_targets(grid: Grid, points: np.ndarray) -> np.ndarray:
-    """(X, Y, Z, K) what the landmark head learns for `points` (K, 3): a Gaussian about each
-    point summing to 1, or zeros where the point lies outside the grid (or on its faces)."""
+def landmark_targets(grid: Grid, points: np.ndarray, sigma_mm: float = LANDMARK_SIGMA_MM) -> np.ndarray:
+    """(X, Y, Z, K) what a landmark head learns for `points` (K, 3): a Gaussian of `sigma_mm`
+    about each point summing to 1, or zeros where the point lies outside the grid (or on its
+    faces)."""
     out = np.zeros((*grid.shape, len(points)), np.float32)
     axes = grid.axes()
     points = np.asarray(points, dtype=float)
     for k in np.flatnonzero(within(grid, points)):
-        x, y, z = (np.exp(-(axis - c) ** 2 / (2 * LANDMARK_SIGMA_MM**2))
+        x, y, z = (np.exp(-(axis - c) ** 2 / (2 * sigma_mm**2))
                    for axis, c in zip(axes, points[k]))
         blob = x[:, None, None] * y[None, :, None] * z[None, None, :]
         out[..., k] = blob / blob.sum()
@@ -236,7 +252,8 @@ def planes_from_outputs(grid: Grid, distance: np.ndarray, heat: np.ndarray,
                         msp: "FittedPlane | None" = None,
                         keys: tuple[str, ...] = PLANE_KEYS,
                         commissures: tuple[np.ndarray, np.ndarray] | None = None,
-                        midline: np.ndarray | None = None
+                        midline: np.ndarray | None = None,
+                        commissure_weight: float = COMMISSURE_WEIGHT
                         ) -> dict[str, FittedPlane]:
     """Planes from the network's distance and heat maps (X, Y, Z, K), the grid's centre
     lying `centre_from_acpc_mm` from the AC-PC midpoint (the brain's centre for the first
@@ -249,8 +266,8 @@ def planes_from_outputs(grid: Grid, distance: np.ndarray, heat: np.ndarray,
     anything; an `msp` found before (by the first stage) is taken as it is. With the
     `commissures` (AC, PC) found as points a plausible distance apart, the ACPC plane goes
     through their midpoint, which is the AC-PC midpoint, perpendicular to the MSP, and is
-    turned towards the plane through both (`through_commissures`; its vote fit gives its
-    quality). With at least `MIN_MSP_LANDMARKS` `midline` landmarks found (N, 3) that span a
+    turned `commissure_weight` of the way towards the plane through both
+    (`through_commissures`; its vote fit gives its quality). With at least `MIN_MSP_LANDMARKS` `midline` landmarks found (N, 3) that span a
     plane, the MSP is turned towards it first (`towards_midline`). Only
     `keys` are planned; a key whose votes cannot be fitted is left out."""
     index = {key: k for k, key in enumerate(PLANE_KEYS)}
@@ -291,7 +308,7 @@ def planes_from_outputs(grid: Grid, distance: np.ndarray, heat: np.ndarray,
     frame_error = None
     if commissures is not None:
         frame_error = off_perpendicular_deg(msp.normal, acpc.normal)
-        acpc = through_commissures(acpc, msp.normal, *commissures)
+        acpc = through_commissures(acpc, msp.normal, *commissures, weight=commissure_weight)
     peaks = heat.max(axis=0).max(axis=0).max(axis=0)  # axis by axis: numpy vectorises that
     frame = frame_from(msp.normal, acpc.normal)
     axes = np.stack([frame.left, frame.posterior, frame.superior])

@@ -24,7 +24,8 @@ from isp_node.cascade.brain import (
 from isp_node.cascade.inference import load_model, warm_function
 from isp_node.cascade.models import IQ_CLASSES
 from isp_node.cascade.orientation import (
-    FINE_KEYS, FINE_LANDMARKS, MSP_LANDMARKS, FittedPlane, fine_grid, frame_from,
+    COMMISSURE_LOOK_WEIGHT, COMMISSURE_SHARE, COMMISSURE_WEIGHT, FINE_KEYS, FINE_LANDMARKS,
+    MSP_LANDMARKS, FittedPlane, commissure_grid, fine_grid, frame_from,
     head_frame_transform, iac_planes, landmark_points, moved_fit, orientation_grid,
     perpendicular_to, planes_from_outputs, planned_planes, within)
 from isp_node.cascade.verdict import image_classes, localizer_verdict
@@ -42,6 +43,7 @@ IQ_MODEL = "localizer_iq_net.keras"
 COVERAGE_MODEL = "coverage_net.keras"
 ORIENTATION_MODEL = "orientation_net.keras"
 FINE_MODEL = "orientation_fine_net.keras"
+COMMISSURE_MODEL = "orientation_commissure_net.keras"  # the commissure look, where installed
 HEADS = ("distance", "heat")  # the layers of Orientation-Net's two maps (`build_orientation_net`)
 LANDMARK_HEAD = "landmarks"  # and of its fine stage's landmark head, where it has one
 # the first stage looks twice: the second time in the head frame of its first MSP and AC-PC
@@ -88,6 +90,7 @@ class Cascade:
         self.orientation = self.fine = None
         self.fine_keys = FINE_KEYS  # the planes the fine stage gives (the first stage the others)
         self.fine_landmarks = False  # whether the fine stage finds landmarks (and so the MSP)
+        self.commissure = None  # the commissure look (AC and PC again, finer), if installed
         if (directory / ORIENTATION_MODEL).exists():
             self.orientation = warm_function(load_model(directory / ORIENTATION_MODEL), HEADS)
             self.models["Orientation-Net"] = model_version(directory / ORIENTATION_MODEL)
@@ -96,6 +99,10 @@ class Cascade:
                 self.fine_landmarks = LANDMARK_HEAD in {layer.name for layer in fine.layers}
                 self.fine = warm_function(fine, HEADS + ((LANDMARK_HEAD,) if self.fine_landmarks else ()))
                 self.models["Orientation-Net fine stage"] = model_version(directory / FINE_MODEL)
+                if self.fine_landmarks and (directory / COMMISSURE_MODEL).exists():
+                    self.commissure = warm_function(load_model(directory / COMMISSURE_MODEL))
+                    self.models["Orientation-Net commissure look"] = model_version(
+                        directory / COMMISSURE_MODEL)
 
     def planes(self, stacks: LocalizerStacks, brain: dict, brain_lps: np.ndarray) -> list[dict]:
         """Stage 3: the planes (planner JSON entries) on the grid centred on the brain, looked
@@ -170,15 +177,29 @@ class Cascade:
         to_head = np.eye(4) if fitted is None else head_frame_transform(
             fitted["MSP"].fit.normal, fitted["ACPC"].fit.normal, grid.centre)
         volume = stacks.resample(grid, to_head)
-        outputs = self._outputs(network, volume)
+        distance, heat, *landmarks = self._outputs(network, volume)
+        points = landmark_points(landmarks[0], grid) if landmarks else None
+        commissures, weight = None if points is None else points[:2], COMMISSURE_WEIGHT
+        if points is not None and self.commissure is not None:
+            commissures = self._commissures(stacks, to_head, points[:2])
+            weight = COMMISSURE_LOOK_WEIGHT
         back = np.linalg.inv(to_head)
 
         def decode(keys: tuple[str, ...], msp: FittedPlane | None = None) -> dict[str, FittedPlane]:
-            found = self._decode(grid, outputs, volume, keys=keys, **options,
+            found = self._decode(grid, distance, heat, volume, points, commissures, keys=keys,
+                                 **options, commissure_weight=weight,
                                  msp=None if msp is None else moved_fit(msp, to_head))
             return {key: moved_fit(plane, back) for key, plane in found.items()}
 
         return decode
+
+    def _commissures(self, stacks: LocalizerStacks, to_head: np.ndarray,
+                     ac_pc: np.ndarray) -> np.ndarray:
+        """AC and PC (2, 3) found again by the commissure look on its 1 mm grid about their
+        midpoint, in the same head frame, and averaged with `ac_pc` as found before."""
+        grid = commissure_grid(ac_pc.mean(axis=0))
+        logits = np.asarray(self.commissure(stacks.resample(grid, to_head).tensor()[None]))[0]
+        return (1 - COMMISSURE_SHARE) * ac_pc + COMMISSURE_SHARE * landmark_points(logits, grid)[:2]
 
     @staticmethod
     def _outputs(network, volume) -> tuple[np.ndarray, ...]:
@@ -188,15 +209,15 @@ class Cascade:
         return tuple(np.asarray(head)[0] for head in network(volume.tensor()[None]))
 
     @staticmethod
-    def _decode(grid: Grid, outputs: tuple[np.ndarray, ...], volume,
+    def _decode(grid: Grid, distance: np.ndarray, heat: np.ndarray, volume,
+                points: np.ndarray | None, commissures: np.ndarray | None,
                 **options) -> dict[str, FittedPlane]:
-        """The planes of a network's outputs; where it found the landmarks, the ACPC plane
-        through its AC and PC (`FINE_LANDMARKS` begins with them) and the MSP turned towards
-        the `MSP_LANDMARKS` found inside the grid."""
-        distance, heat, *landmarks = outputs
-        if landmarks:
-            points = landmark_points(landmarks[0], grid)
-            options["commissures"] = (points[0], points[1])
+        """The planes of a network's maps; where its landmark head found the `points`
+        (`FINE_LANDMARKS`), the ACPC plane through the `commissures` (AC, PC: the points' own,
+        or the commissure look's) and the MSP turned towards the `MSP_LANDMARKS` found inside
+        the grid."""
+        if points is not None:
+            options["commissures"] = (commissures[0], commissures[1])
             midline = points[[FINE_LANDMARKS.index(k) for k in MSP_LANDMARKS]]
             options["midline"] = midline[within(grid, midline)]
         return planes_from_outputs(grid, distance, heat, volume=volume, **options)

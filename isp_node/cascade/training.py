@@ -15,10 +15,11 @@ import numpy as np
 from scipy import ndimage
 
 from isp_node.cascade import datasets
-from isp_node.cascade.models import build_coverage_net, build_iq_net, build_orientation_net
+from isp_node.cascade.models import (
+    build_commissure_net, build_coverage_net, build_iq_net, build_orientation_net)
 from isp_node.cascade.orientation import (
-    FINE_LANDMARKS, FINE_SHAPE, FINE_SPACING_MM, ORIENTATION_SHAPE, landmark_targets,
-    mirrored_plane_array, plane_targets)
+    COMMISSURE_SHAPE, COMMISSURE_SIGMA_MM, COMMISSURE_SPACING_MM, FINE_LANDMARKS, FINE_SHAPE,
+    FINE_SPACING_MM, ORIENTATION_SHAPE, landmark_targets, mirrored_plane_array, plane_targets)
 from isp_node.geometry import PLANE_KEYS
 from isp_node.pipeline.image_input import normalised
 from isp_node.pipeline.volume import Grid
@@ -30,7 +31,7 @@ from isp_node.cascade.runtime import keras, tensorflow
 class Recipe:
     """Everything that determines a trained model, recorded next to it."""
 
-    task: str  # "iq", "coverage", "orientation" or "fine"
+    task: str  # "iq", "coverage", "orientation", "fine" or "commissures"
     steps: int
     batch: int
     learning_rate: float
@@ -54,10 +55,15 @@ DEFAULT_RECIPES = {
     # and (since the landmark head, models/orientation_fine_net.md) the midline landmarks
     "fine": Recipe("fine", steps=1500, batch=4, learning_rate=1e-3, cosine_decay=True, mirror=True,
                    landmark_weight=0.02),
+    # the commissure look: the midline landmarks alone, AC and PC weighted most
+    # (models/orientation_commissure_net.md; started from the fine stage's weights)
+    "commissures": Recipe("commissures", steps=2000, batch=4, learning_rate=1e-3, seed=31,
+                          cosine_decay=True, mirror=True),
 }
 # where each orientation task's inputs are in the shards: volumes and their grids
 ORIENTATION_FIELDS = {"orientation": ("orientation_volumes", "orientation_grids"),
-                      "fine": ("fine_volumes", "fine_grids")}
+                      "fine": ("fine_volumes", "fine_grids"),
+                      "commissures": ("fine_volumes", "fine_grids")}
 SMOOTHED_FRACTION = 0.5  # of LocalizerIQ-Net's training images smoothed by ...
 SMOOTHING_SIGMA_PX = (0.3, 1.0)  # ... a Gaussian of this sigma (pixels of the 64 x 64 input)
 REMAPPED_FRACTION = 0.5  # of training images and volumes given a random intensity curve
@@ -65,6 +71,25 @@ HEAT_EMPHASIS = 20.0  # the centre blobs are small: their voxels weigh this much
 # the landmark loss: cross-entropy of each landmark's softmax against its target, plus this
 # much per mm between the softmax's mean position and the true point
 LANDMARK_POSITION_WEIGHT = 0.1
+COMMISSURE_EMPHASIS = 3.0  # the commissure look's loss: AC and PC weigh this much more
+
+
+def _landmark_loss(tf, y_true, y_pred, spacing_mm: float, weights):
+    """Per landmark inside the grid (`orientation.landmark_targets`): cross-entropy of its
+    softmax over the grid, plus `LANDMARK_POSITION_WEIGHT` x the distance (mm) of the
+    softmax's mean from the truth; the mean over those landmarks, weighted by `weights`."""
+    shape = y_pred.shape[1:4]
+    count = tf.shape(y_pred)[0]
+    target = tf.reshape(y_true, (count, -1, y_pred.shape[-1]))
+    log_p = tf.nn.log_softmax(tf.reshape(y_pred, (count, -1, y_pred.shape[-1])), axis=1)
+    inside = tf.cast(tf.reduce_sum(target, axis=1) > 0.5, tf.float32) * weights
+    cross_entropy = -tf.reduce_sum(target * log_p, axis=1)
+    voxels = tf.reshape(tf.stack(tf.meshgrid(*[tf.range(n, dtype=tf.float32) for n in shape],
+                                             indexing="ij"), axis=-1), (-1, 3))
+    offset = tf.einsum("bnl,nc->blc", tf.exp(log_p) - target, voxels) * spacing_mm
+    error_mm = tf.sqrt(tf.reduce_sum(offset**2, axis=-1) + 1e-6)
+    per_landmark = (cross_entropy + LANDMARK_POSITION_WEIGHT * error_mm) * inside
+    return tf.reduce_sum(per_landmark, axis=1) / (tf.reduce_sum(inside, axis=1) + 1e-6)
 
 
 def _register():
@@ -96,23 +121,17 @@ def _register():
 
     @k.saving.register_keras_serializable(package="isp_node")
     def landmark_loss(y_true, y_pred):
-        """Per landmark inside the grid (`orientation.landmark_targets`): cross-entropy of
-        its softmax over the grid, plus `LANDMARK_POSITION_WEIGHT` x the distance (mm) of the
-        softmax's mean from the truth; the mean over those landmarks."""
-        shape = y_pred.shape[1:4]
-        count = tf.shape(y_pred)[0]
-        target = tf.reshape(y_true, (count, -1, y_pred.shape[-1]))
-        log_p = tf.nn.log_softmax(tf.reshape(y_pred, (count, -1, y_pred.shape[-1])), axis=1)
-        inside = tf.cast(tf.reduce_sum(target, axis=1) > 0.5, tf.float32)
-        cross_entropy = -tf.reduce_sum(target * log_p, axis=1)
-        voxels = tf.reshape(tf.stack(tf.meshgrid(*[tf.range(n, dtype=tf.float32) for n in shape],
-                                                 indexing="ij"), axis=-1), (-1, 3))
-        offset = tf.einsum("bnl,nc->blc", tf.exp(log_p) - target, voxels) * FINE_SPACING_MM
-        error_mm = tf.sqrt(tf.reduce_sum(offset**2, axis=-1) + 1e-6)
-        per_landmark = (cross_entropy + LANDMARK_POSITION_WEIGHT * error_mm) * inside
-        return tf.reduce_sum(per_landmark, axis=1) / (tf.reduce_sum(inside, axis=1) + 1e-6)
+        """The fine stage's landmark head: `_landmark_loss` on its grid, every landmark alike."""
+        return _landmark_loss(tf, y_true, y_pred, FINE_SPACING_MM, 1.0)
 
-    return dice_bce, orientation_loss, landmark_loss
+    @k.saving.register_keras_serializable(package="isp_node")
+    def commissure_loss(y_true, y_pred):
+        """The commissure look: `_landmark_loss` on its grid, AC and PC (the first two)
+        weighted `COMMISSURE_EMPHASIS`."""
+        weights = tf.constant([COMMISSURE_EMPHASIS] * 2 + [1.0] * (len(FINE_LANDMARKS) - 2))
+        return _landmark_loss(tf, y_true, y_pred, COMMISSURE_SPACING_MM, weights)
+
+    return dice_bce, orientation_loss, landmark_loss, commissure_loss
 
 
 def _optimizer(recipe: Recipe):
@@ -131,9 +150,12 @@ def build_model(recipe: Recipe):
     elif recipe.task == "coverage":
         model = build_coverage_net()
         model.compile(_optimizer(recipe), loss=_register()[0])
+    elif recipe.task == "commissures":
+        model = build_commissure_net(len(FINE_LANDMARKS), COMMISSURE_SHAPE)
+        model.compile(_optimizer(recipe), loss=_register()[3])
     elif recipe.task in ORIENTATION_FIELDS:
         shape = FINE_SHAPE if recipe.task == "fine" else ORIENTATION_SHAPE
-        _, orientation_loss, landmark_loss = _register()
+        _, orientation_loss, landmark_loss, _ = _register()
         if recipe.landmark_weight and recipe.task != "fine":
             raise ValueError("only the fine stage has a landmark head (landmark_weight)")
         if recipe.landmark_weight:
@@ -144,7 +166,8 @@ def build_model(recipe: Recipe):
             model = build_orientation_net(len(PLANE_KEYS), shape)
             model.compile(_optimizer(recipe), loss=orientation_loss)
     else:
-        raise ValueError(f"unknown task {recipe.task!r} (known: iq, coverage, orientation, fine)")
+        raise ValueError(f"unknown task {recipe.task!r} (known: iq, coverage, orientation, fine, "
+                         "commissures)")
     return model
 
 
@@ -214,13 +237,15 @@ class Batches:
             self.weights = np.where(borderline, 0.3, 1.0).astype(np.float32)
         elif recipe.task in ORIENTATION_FIELDS:
             volumes, grids = ORIENTATION_FIELDS[recipe.task]
-            fields = (volumes, grids, "planes") + (("landmarks",) if recipe.landmark_weight else ())
+            self.landmarks_only = recipe.task == "commissures"
+            with_landmarks = recipe.landmark_weight or self.landmarks_only
+            fields = (volumes, grids, "planes") + (("landmarks",) if with_landmarks else ())
             data = datasets.load_shards(shards, fields)
             keep = np.isfinite(data[grids][:, 3])  # cases with a brain to plan on
             self.x = data[volumes][keep]
             self.grids = data[grids][keep]
             self.y = data["planes"][keep]
-            self.landmarks = data["landmarks"][keep] if recipe.landmark_weight else None
+            self.landmarks = data["landmarks"][keep] if with_landmarks else None
             self.p = None
         else:
             data = datasets.load_shards(shards, ("volumes", "brains"))
@@ -248,6 +273,10 @@ class Batches:
                     planes[i] = mirrored_plane_array(planes[i], float(grids[i].centre[0]))
                     if points is not None:  # midline landmarks: mirrored, none changes sides
                         points[i, :, 0] = 2 * grids[i].centre[0] - points[i, :, 0]
+            if self.landmarks_only:
+                y = np.stack([landmark_targets(grid, p, COMMISSURE_SIGMA_MM)
+                              for grid, p in zip(grids, points)])
+                return np.ascontiguousarray(x), y, None
             y = np.stack([plane_targets(grid, p).stacked() for grid, p in zip(grids, planes)])
             if points is not None:
                 y = [y, np.stack([landmark_targets(grid, p) for grid, p in zip(grids, points)])]
@@ -258,10 +287,12 @@ class Batches:
 
 
 def start_weights(model, start) -> None:
-    """`model` given the weights of `start`'s layers of the same names (a network that lacks
-    a head, such as the landmark head, starts it afresh)."""
+    """`model` given the weights of `start`'s layers of the same names: a head that `start`
+    lacks (such as the landmark head) starts afresh, and a head that `model` lacks (the fine
+    stage's plane maps, for the commissure look) is left out."""
+    names = {layer.name for layer in model.layers}
     for layer in start.layers:
-        if layer.weights:
+        if layer.weights and layer.name in names:
             model.get_layer(layer.name).set_weights(layer.get_weights())
 
 

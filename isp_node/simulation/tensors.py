@@ -13,7 +13,8 @@ import numpy as np
 
 from isp_node.cascade.brain import brain_summary
 from isp_node.cascade.orientation import (
-    FINE_LANDMARKS, FINE_SPACING_MM, fine_grid, head_frame_transform, orientation_grid)
+    COMMISSURE_SPACING_MM, FINE_LANDMARKS, FINE_SPACING_MM, commissure_grid, fine_grid,
+    head_frame_transform, orientation_grid)
 from isp_node.geometry import Plane
 from isp_node.geometry.planes import transform_plane
 from isp_node.geometry.rotations import head_rotation
@@ -34,6 +35,11 @@ FINE_JITTER_MM = 4.0  # the fine grid's centre is off the true AC-PC midpoint by
 # the head frame the fine grid is turned into is off the true one by about this (pitch, roll,
 # yaw; degrees, SD): the first stage's AC-PC pitch and its MSP's error
 FRAME_JITTER_DEG = (4.0, 2.0, 2.0)
+# the commissure look's grid is centred on the AC-PC midpoint of the fine stage's points and
+# turned by its head frame, off by about this (mm per axis; pitch, roll, yaw in degrees, SD)
+COMMISSURE_STREAM = 11
+COMMISSURE_JITTER_MM = 2.0
+COMMISSURE_FRAME_JITTER_DEG = (3.0, 2.0, 2.0)
 
 
 @dataclass(frozen=True)
@@ -89,27 +95,34 @@ def training_sample(seed: int, grid_shape: tuple[int, int, int] = GRID_SHAPE,
     )
 
 
-def fine_sample(seed: int, head_frame: bool = False,
+def fine_sample(seed: int, head_frame: bool = False, commissures: bool = False,
                 **case_options) -> tuple[LocalizerVolume, dict[str, Plane], np.ndarray]:
     """The fine stage's input, the true planes and the true `FINE_LANDMARKS` (K, 3) of one
     simulated localizer: slices rendered at the fine grid's spacing, resampled onto the fine
     grid centred on the true AC-PC midpoint, off by about what the first stage may get wrong.
     With `head_frame` the grid is turned into the head frame
     (`orientation.head_frame_transform`) of the true MSP and ACPC turned by about the first
-    stage's error, and planes and landmarks are given in that frame."""
-    case = simulate_case(seed, resolution_mm=RENDER_FRACTION * FINE_SPACING_MM, **case_options)
-    rng = np.random.default_rng([seed, FINE_STREAM])
-    centre = case.planes["ACPC"].centre + rng.normal(0, FINE_JITTER_MM, 3)
+    stage's error, and planes and landmarks are given in that frame. With `commissures`, the
+    commissure look's input instead (`orientation.commissure_grid`, always in the head frame,
+    off by about the fine stage's error)."""
+    spacing, stream, jitter_mm, jitter_deg, grid = (
+        (COMMISSURE_SPACING_MM, COMMISSURE_STREAM, COMMISSURE_JITTER_MM, COMMISSURE_FRAME_JITTER_DEG,
+         commissure_grid) if commissures else
+        (FINE_SPACING_MM, FINE_STREAM, FINE_JITTER_MM, FRAME_JITTER_DEG, fine_grid))
+    head_frame = head_frame or commissures
+    case = simulate_case(seed, resolution_mm=RENDER_FRACTION * spacing, **case_options)
+    rng = np.random.default_rng([seed, stream])
+    centre = case.planes["ACPC"].centre + rng.normal(0, jitter_mm, 3)
     planes, to_head = case.planes, None
     landmarks = np.stack([case.landmarks[name] for name in FINE_LANDMARKS])
     if head_frame:
         upright = head_frame_transform(case.planes["MSP"].normal, case.planes["ACPC"].normal,
                                        centre)[:3, :3]
-        error = upright.T @ head_rotation(*rng.normal(0, FRAME_JITTER_DEG))  # about the head's axes
+        error = upright.T @ head_rotation(*rng.normal(0, jitter_deg))  # about the head's axes
         to_head = head_frame_transform(error[:, 0], error[:, 2], centre)
         planes = {key: transform_plane(plane, to_head) for key, plane in planes.items()}
         landmarks = landmarks @ to_head[:3, :3].T + to_head[:3, 3]
-    return LocalizerStacks(case.slices).resample(fine_grid(centre), to_head), planes, landmarks
+    return LocalizerStacks(case.slices).resample(grid(centre), to_head), planes, landmarks
 
 
 def brain_target(subject: Subject, grid: Grid, coarse: int = 4) -> np.ndarray:
