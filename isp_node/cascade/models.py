@@ -68,10 +68,14 @@ def build_orientation_net(planes: int, shape: tuple[int, int, int] = (64, 64, 64
     heat = k.layers.Conv3D(planes, 1, activation="sigmoid", name="heat")(x)
     outputs = k.layers.Concatenate(name="planes")([distance, heat])
     if landmarks:
-        points = k.layers.Conv3D(2 * base, 3, padding="same", activation="relu", name="lm_conv")(x)
-        outputs = [outputs, k.layers.Conv3D(landmarks, 1, name="landmarks",
-                                            kernel_initializer="zeros")(points)]
+        outputs = [outputs, _landmark_head(k, x, landmarks, base)]
     return k.Model(inputs, outputs, name="orientation_net")
+
+
+def _landmark_head(k, x, landmarks: int, base: int):
+    """One logit map per landmark (zero at the start: a uniform softmax) after a 3x3x3 conv."""
+    points = k.layers.Conv3D(2 * base, 3, padding="same", activation="relu", name="lm_conv")(x)
+    return k.layers.Conv3D(landmarks, 1, name="landmarks", kernel_initializer="zeros")(points)
 
 
 def build_commissure_net(landmarks: int, shape: tuple[int, int, int] = (48, 48, 48),
@@ -80,7 +84,5 @@ def build_commissure_net(landmarks: int, shape: tuple[int, int, int] = (48, 48, 
     logit map per landmark on a small fine grid, whose softmax places it."""
     k = keras()
     inputs = k.Input((*shape, 2), name="localizer")
-    points = k.layers.Conv3D(2 * base, 3, padding="same", activation="relu", name="lm_conv")(
-        _unet(k, inputs, base, levels))
-    outputs = k.layers.Conv3D(landmarks, 1, name="landmarks", kernel_initializer="zeros")(points)
+    outputs = _landmark_head(k, _unet(k, inputs, base, levels), landmarks, base)
     return k.Model(inputs, outputs, name="commissure_net")

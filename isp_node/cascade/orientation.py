@@ -267,9 +267,10 @@ def planes_from_outputs(grid: Grid, distance: np.ndarray, heat: np.ndarray,
     `commissures` (AC, PC) found as points a plausible distance apart, the ACPC plane goes
     through their midpoint, which is the AC-PC midpoint, perpendicular to the MSP, and is
     turned `commissure_weight` of the way towards the plane through both
-    (`through_commissures`; its vote fit gives its quality). With at least `MIN_MSP_LANDMARKS` `midline` landmarks found (N, 3) that span a
-    plane, the MSP is turned towards it first (`towards_midline`). Only
-    `keys` are planned; a key whose votes cannot be fitted is left out."""
+    (`through_commissures`; its vote fit gives its quality). With at least
+    `MIN_MSP_LANDMARKS` `midline` landmarks found (N, 3) that span a plane, the MSP is
+    turned towards it first (`towards_midline`). Only `keys` are planned; a key whose
+    votes cannot be fitted is left out."""
     index = {key: k for k, key in enumerate(PLANE_KEYS)}
     if commissures is not None and not (COMMISSURE_DISTANCE_MM[0] < np.linalg.norm(
             np.subtract(*commissures)) < COMMISSURE_DISTANCE_MM[1]):
